@@ -1,0 +1,10 @@
+//! Test helpers shared by Airlock's unit and end-to-end tests.
+//!
+//! - [`FaultServer`]: a loopback HTTP/1.1 server that serves bundles (in memory, from files or
+//!   from a directory) and can misbehave on demand ([`Faults`]) — drop connections, stall, lie
+//!   about lengths, corrupt bytes, answer errors, ignore `Range` — while recording every
+//!   [`Request`] so tests can assert how a client resumed.
+
+mod fault_server;
+
+pub use fault_server::{FaultServer, Faults, Request};
