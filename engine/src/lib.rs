@@ -10,9 +10,13 @@
 //! - `state`: the persistent, redundant, checksummed state journal
 //! - [`fsutil`]: durable file writes shared by everything that persists
 
+pub mod boot;
 pub mod bundle;
+pub mod config;
 pub mod fsutil;
+pub mod install;
 pub mod keys;
+pub mod slot;
 pub mod source;
 pub mod state;
 pub mod trust;

@@ -233,6 +233,11 @@ impl Manifest {
     }
 }
 
+/// Slot class names share the rules of payload names: they become file names.
+pub fn check_slot_class(name: &str) -> Result<(), BundleError> {
+    check_name("slot class", name)
+}
+
 /// Chunk counts and sizes must be consistent with the chunker's bounds, so that no later
 /// allocation or loop can be driven by an absurd number.
 fn check_payload_sizes(p: &PayloadInfo) -> Result<(), BundleError> {

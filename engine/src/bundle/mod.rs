@@ -56,6 +56,7 @@ pub use error::BundleError;
 pub use index::{ChunkEntry, ChunkIndex};
 pub use manifest::{
     Compression, FORMAT_VERSION, Manifest, PayloadInfo, PluginInfo, Sha256Hex, Target,
+    check_slot_class,
 };
 pub use reader::{BundleReader, PLUGIN_MAX, VerifiedChunk, decode_chunk};
 pub use signature::{SignatureEntry, SignatureFile};

@@ -336,13 +336,13 @@ impl<R: BundleInput> BundleReader<R> {
 
     /// At the end of a payload's chunks: skip the entry's padding and move on.
     fn after_chunks(&mut self) -> Result<(), BundleError> {
-        if let Position::Chunk { payload, chunk, .. } = self.at {
-            if chunk == self.indexes[payload].entries.len() as u64 {
-                if let Some(entry) = self.payload_entry.take() {
-                    self.tar.skip(entry.padding(), &entry.name)?;
-                }
-                self.at = Position::PayloadHeader(payload + 1);
+        if let Position::Chunk { payload, chunk, .. } = self.at
+            && chunk == self.indexes[payload].entries.len() as u64
+        {
+            if let Some(entry) = self.payload_entry.take() {
+                self.tar.skip(entry.padding(), &entry.name)?;
             }
+            self.at = Position::PayloadHeader(payload + 1);
         }
         Ok(())
     }

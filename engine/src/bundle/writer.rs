@@ -117,64 +117,34 @@ pub fn create_bundle(
 
     let write_err = |e| BundleError::io(format!("writing {}", out.display()), e);
     let tmp = NamedTempFile::new_in(out_dir).map_err(write_err)?;
-    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, tmp));
-    append(
-        &mut tar,
-        "manifest.json",
-        mtime,
-        manifest_bytes.len() as u64,
-        &manifest_bytes[..],
-    )
-    .map_err(write_err)?;
-    let sig_bytes = signatures.to_bytes();
-    append(
-        &mut tar,
-        "manifest.sig",
-        mtime,
-        sig_bytes.len() as u64,
-        &sig_bytes[..],
-    )
-    .map_err(write_err)?;
+    let mut tar = BufWriter::with_capacity(1 << 20, tmp);
+    write_entry(&mut tar, "manifest.json", mtime, &manifest_bytes).map_err(write_err)?;
+    write_entry(&mut tar, "manifest.sig", mtime, &signatures.to_bytes()).map_err(write_err)?;
     for (spec, info) in spec.plugins.iter().zip(&manifest.plugins) {
-        let file = File::open(&spec.file)
+        let mut file = File::open(&spec.file)
             .map_err(|e| BundleError::io(format!("reading {}", spec.file.display()), e))?;
-        append(
-            &mut tar,
-            &format!("plugins/{}.wasm", info.name),
-            mtime,
-            info.size,
-            file,
-        )
-        .map_err(write_err)?;
+        let name = format!("plugins/{}.wasm", info.name);
+        copy_entry(&mut tar, &name, mtime, info.size, &mut file).map_err(write_err)?;
     }
     for b in &payloads {
         let idx = b.index.encode();
-        append(
+        write_entry(
             &mut tar,
             &format!("payloads/{}.idx", b.info.name),
             mtime,
-            idx.len() as u64,
-            &idx[..],
+            &idx,
         )
         .map_err(write_err)?;
     }
     for b in payloads {
         let mut data = b.stored.reopen().map_err(write_err)?;
         data.seek(SeekFrom::Start(0)).map_err(write_err)?;
-        append(
-            &mut tar,
-            &format!("payloads/{}", b.info.name),
-            mtime,
-            b.info.stored_size,
-            BufReader::new(data),
-        )
-        .map_err(write_err)?;
+        let name = format!("payloads/{}", b.info.name);
+        copy_entry(&mut tar, &name, mtime, b.info.stored_size, &mut data).map_err(write_err)?;
     }
-    let tmp = tar
-        .into_inner()
-        .map_err(write_err)?
-        .into_inner()
-        .map_err(|e| write_err(e.into_error()))?;
+    // The end-of-archive marker: two zero blocks.
+    tar.write_all(&[0u8; 1024]).map_err(write_err)?;
+    let tmp = tar.into_inner().map_err(|e| write_err(e.into_error()))?;
     persist(tmp, out)?;
     Ok(manifest)
 }
@@ -355,24 +325,27 @@ fn write_entry(out: &mut impl Write, name: &str, mtime: u64, data: &[u8]) -> io:
     out.write_all(&[0u8; 512][..padding])
 }
 
-fn append<W: Write, R: Read>(
-    tar: &mut tar::Builder<W>,
+/// Writes one entry whose data comes from a file. Between two files `io::copy` lets the kernel
+/// move the bytes (copy_file_range), so a payload is not copied through user space again.
+fn copy_entry(
+    out: &mut BufWriter<NamedTempFile>,
     name: &str,
     mtime: u64,
     size: u64,
-    data: R,
+    data: &mut File,
 ) -> io::Result<()> {
-    let header = entry_header(name, mtime, size)?;
+    out.write_all(entry_header(name, mtime, size)?.as_bytes())?;
+    out.flush()?;
+    let copied = io::copy(&mut data.take(size), out.get_mut().as_file_mut())?;
     // A source that changes size while we read it must not produce a bundle with a lying header.
-    let mut limited = data.take(size);
-    tar.append(&header, &mut limited)?;
-    if limited.limit() != 0 {
+    if copied != size {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             format!("{name} shrank while it was being written"),
         ));
     }
-    Ok(())
+    let padding = ((512 - size % 512) % 512) as usize;
+    out.write_all(&[0u8; 512][..padding])
 }
 
 /// fsync the finished temporary file and rename it into place.

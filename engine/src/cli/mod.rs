@@ -1,9 +1,12 @@
 //! Argument parsing, progress bars and output. The only place that prints.
 
 mod bundle;
+mod device;
 mod key;
 mod progress;
+mod sim;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -16,9 +19,12 @@ use clap::{Parser, Subcommand};
     propagate_version = true
 )]
 struct Cli {
-    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    /// More log output (-v: info, -vv: debug, -vvv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// The device configuration.
+    #[arg(long, global = true, env = "AIRLOCK_CONFIG", default_value = airlock::config::DEFAULT_PATH)]
+    config: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,6 +37,29 @@ enum Command {
     /// Build, sign, inspect, verify and unpack update bundles.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// Install a bundle (a file path or an http(s) URL) into the inactive slots.
+    Install {
+        source: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run at every boot (airlock-boot.service): finish whatever is pending.
+    Boot {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the booted slot, what each slot holds, the pending update and the last result.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the update on trial permanent now.
+    Commit,
+    /// Abandon the pending update; the old slot stays or becomes active again.
+    Rollback,
+    /// A simulated device in a folder.
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -39,6 +68,12 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Key(cmd) => key::run(cmd),
         Command::Bundle(cmd) => bundle::run(cmd),
+        Command::Install { source, json } => device::install(&cli.config, &source, json),
+        Command::Boot { json } => device::boot(&cli.config, json).map(|_| ()),
+        Command::Status { json } => device::status(&cli.config, json),
+        Command::Commit => device::commit(&cli.config),
+        Command::Rollback => device::rollback(&cli.config),
+        Command::Sim(cmd) => sim::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,8 +86,9 @@ pub fn main() -> ExitCode {
 
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "info",
-        1 => "debug",
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -60,6 +96,7 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
         .init();

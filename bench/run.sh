@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Airlock benchmarks, each printed side by side with a baseline measured in the same run.
+#
+#   bench/run.sh            all sections
+#   bench/run.sh bundle     build and verify a bundle of a 256 MiB image
+#   bench/run.sh install    install 256 MiB from a file and from loopback HTTP; peak RSS at 256 MiB and 1 GiB
+#
+# Images come from ../shared/bench/make-image.sh (half random, a quarter zeros, a quarter text),
+# copied here as bench/make-image.sh so the figures compare across issues.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out=${BENCH_DIR:-$root/bench/out}
+mkdir -p "$out"
+sections=${*:-bundle install}
+
+echo "building airlock (release)…" >&2
+cargo build --release -q -p airlock
+airlock=$root/target/release/airlock
+
+# seconds and peak RSS (KiB) of a command: "secs rss"
+measure() { /usr/bin/time -f "%e %M" -o "$out/.time" "$@" >/dev/null 2>"$out/.stderr" || { cat "$out/.stderr" >&2; return 1; }; cat "$out/.time"; }
+row() { printf "  %-44s %8s s  %8s MiB/s  %8s MiB peak RSS\n" "$1" "$2" "$(awk -v s="$2" -v m="$4" 'BEGIN{ if (s > 0) printf "%.0f", m / s; else print "-" }')" "$(awk -v k="$3" 'BEGIN{printf "%.1f", k/1024}')"; }
+
+image() { # image FILE MIB
+  [ -f "$1" ] && [ "$(stat -c %s "$1")" = $(( $2 * 1048576 )) ] || bash "$root/bench/make-image.sh" "$1" "$2" 1
+}
+
+keys() {
+  [ -f "$out/release.key" ] || "$airlock" key generate --out "$out/release" >/dev/null
+}
+
+bundle_for() { # bundle_for IMAGE BUNDLE
+  cat > "$out/bundle.toml" <<TOML
+name = "bench-os"
+version = "1.0.0"
+compatible = ["bench-device"]
+[[payload]]
+name = "rootfs"
+file = "$1"
+slot = "rootfs"
+TOML
+  "$airlock" bundle create "$out/bundle.toml" --key "$out/release.key" -o "$2" >/dev/null
+}
+
+if [[ " $sections " == *" bundle "* ]]; then
+  image "$out/img256" 256; keys
+  echo "== bundle: 256 MiB image, $(nproc) cores =="
+  bundle_for "$out/img256" "$out/b256.airlock"
+  read -r s m < <(measure "$airlock" bundle create "$out/bundle.toml" --key "$out/release.key" -o "$out/b256.airlock")
+  row "airlock bundle create (zstd -3, chunked)" "$s" "$m" 256
+  read -r s m < <(measure "$airlock" bundle verify "$out/b256.airlock" --key "$out/release.pub")
+  row "airlock bundle verify (sig+index+chunks)" "$s" "$m" 256
+  read -r s m < <(measure sha256sum "$out/img256")
+  row "baseline: sha256sum image" "$s" "$m" 256
+  read -r s m < <(measure zstd -3 -T1 -q -f "$out/img256" -o "$out/img256.zst")
+  row "baseline: zstd -3 (1 thread)" "$s" "$m" 256
+  read -r s m < <(measure zstd -3 -T0 -q -f "$out/img256" -o "$out/img256.zst")
+  row "baseline: zstd -3 (all cores)" "$s" "$m" 256
+  echo "  bundle size $(( $(stat -c %s "$out/b256.airlock") / 1048576 )) MiB; zstd -3 file $(( $(stat -c %s "$out/img256.zst") / 1048576 )) MiB"
+fi
+
+if [[ " $sections " == *" install "* ]]; then
+  image "$out/img256" 256; image "$out/img1024" 1024; keys
+  [ -f "$out/b256.airlock" ] || bundle_for "$out/img256" "$out/b256.airlock"
+  bundle_for "$out/img1024" "$out/b1024.airlock"
+  [ -f "$out/img256.zst" ] || zstd -3 -q -f "$out/img256" -o "$out/img256.zst"
+  echo "== install: into a file-backed slot =="
+  fresh() { rm -rf "$out/dev"; "$airlock" sim init "$out/dev" --key "$out/release.pub" --device-type bench-device --slot-size 1100MiB >/dev/null; }
+  fresh
+  read -r s m < <(measure "$airlock" --config "$out/dev/airlock.toml" install "$out/b256.airlock")
+  row "airlock install 256 MiB from file" "$s" "$m" 256
+  rss256=$m
+  fresh
+  ( cd "$out" && exec python3 -m http.server --bind 127.0.0.1 0 ) > "$out/.http.log" 2>&1 &
+  http=$!
+  trap 'kill $http 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do port=$(grep -oE 'port [0-9]+' "$out/.http.log" | awk '{print $2}' || true); [ -n "$port" ] && break; sleep 0.1; done
+  read -r s m < <(measure "$airlock" --config "$out/dev/airlock.toml" install "http://127.0.0.1:$port/b256.airlock")
+  row "airlock install 256 MiB from loopback HTTP" "$s" "$m" 256
+  kill $http 2>/dev/null || true
+  fresh
+  read -r s m < <(measure "$airlock" --config "$out/dev/airlock.toml" install "$out/b1024.airlock")
+  row "airlock install 1 GiB from file" "$s" "$m" 1024
+  rss1024=$m
+  read -r s m < <(measure sh -c "cat '$out/img256' > '$out/dev/slots/rootfs.a' && sync '$out/dev/slots/rootfs.a'")
+  row "baseline: cat image > slot (+ sync)" "$s" "$m" 256
+  read -r s m < <(measure sha256sum "$out/img256")
+  row "baseline: sha256sum image" "$s" "$m" 256
+  read -r s m < <(measure zstd -dc "$out/img256.zst")
+  row "baseline: zstd -dc image.zst" "$s" "$m" 256
+  echo "  peak RSS of the install: $(( rss256 / 1024 )) MiB at 256 MiB, $(( rss1024 / 1024 )) MiB at 1 GiB (must stay flat)"
+fi

@@ -1,0 +1,204 @@
+//! `airlock install | boot | status | commit | rollback`: the device's update commands.
+
+use std::path::Path;
+
+use airlock::config::{Config, SlotConfig};
+use airlock::install::record::{DeviceState, Ending};
+use airlock::install::{Device, describe, phase_name};
+use airlock::slot::DirectorySlot;
+use anyhow::Result;
+use indicatif::HumanBytes;
+use serde_json::json;
+
+use super::progress;
+
+pub fn open(config: &Path) -> Result<Device> {
+    Ok(Device::open(Config::load(config)?)?)
+}
+
+pub fn install(config: &Path, source: &str, json: bool) -> Result<()> {
+    let mut device = open(config)?;
+    let bar = progress::bytes("installing", 0);
+    let result = device.install(source, &mut |p| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    });
+    bar.finish_and_clear();
+    let report = result?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    if report.already_installed {
+        println!(
+            "{} {} is already installed; reboot to try it",
+            report.bundle, report.version
+        );
+    } else if report.committed {
+        println!(
+            "installed and committed {} {} (no reboot needed)",
+            report.bundle, report.version
+        );
+    } else {
+        let resumed = if report.resumed_bytes > 0 {
+            format!(
+                ", {} already in the slot from an interrupted attempt",
+                HumanBytes(report.resumed_bytes)
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "installed {} {} into slot {} ({} written{resumed}, {} transferred)",
+            report.bundle,
+            report.version,
+            report.slot.map_or("-".into(), |s| s.to_string()),
+            HumanBytes(report.payload_bytes - report.resumed_bytes),
+            HumanBytes(report.transferred_bytes)
+        );
+        println!(
+            "reboot to try it once; `airlock boot` commits it on the new slot, or the bootloader falls back"
+        );
+    }
+    Ok(())
+}
+
+pub fn boot(config: &Path, json: bool) -> Result<bool> {
+    let mut device = open(config)?;
+    let report = device.boot(&mut |_| {})?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for a in &report.actions {
+            println!("{a}");
+        }
+        if report.reboot_needed {
+            println!("reboot to return to the committed slot");
+        }
+    }
+    Ok(report.reboot_needed)
+}
+
+pub fn commit(config: &Path) -> Result<()> {
+    println!("{}", open(config)?.commit()?);
+    Ok(())
+}
+
+pub fn rollback(config: &Path) -> Result<()> {
+    let (msg, _) = open(config)?.rollback("rolled back by the operator (`airlock rollback`)")?;
+    println!("{msg}");
+    Ok(())
+}
+
+pub fn status(config: &Path, json: bool) -> Result<()> {
+    let device = open(config)?;
+    let cfg = device.config();
+    let booted = device.booted()?;
+    let backend = device.boot_backend();
+    let primary = backend.primary()?;
+    let trial = backend.pending_trial()?;
+    let state = device.state();
+    let directories: Vec<(String, Option<String>)> = cfg
+        .slots
+        .iter()
+        .filter_map(|(class, s)| match s {
+            SlotConfig::Directory { path } => Some((
+                class.clone(),
+                DirectorySlot::new(path)
+                    .active()
+                    .ok()
+                    .map(|s| s.to_string()),
+            )),
+            SlotConfig::Raw { .. } => None,
+        })
+        .collect();
+    if json {
+        let out = json!({
+            "device_type": cfg.device.device_type,
+            "booted": booted,
+            "primary": primary,
+            "pending_trial": trial,
+            "slots": {"a": state.slot_a, "b": state.slot_b},
+            "directories": directories.iter().map(|(c, a)| json!({"class": c, "active": a})).collect::<Vec<_>>(),
+            "committed": state.committed,
+            "update": state.update,
+            "last_result": state.last_result,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    print_status(cfg, state, booted, primary, trial, &directories);
+    Ok(())
+}
+
+fn print_status(
+    cfg: &Config,
+    state: &DeviceState,
+    booted: airlock::boot::Slot,
+    primary: airlock::boot::Slot,
+    trial: Option<airlock::boot::Slot>,
+    directories: &[(String, Option<String>)],
+) {
+    println!(
+        "device        {} ({})",
+        cfg.device.device_type,
+        cfg.path.display()
+    );
+    let role = if booted == primary {
+        "committed"
+    } else {
+        "trial"
+    };
+    println!("booted        slot {booted} ({role})");
+    for slot in [airlock::boot::Slot::A, airlock::boot::Slot::B] {
+        let content = state.slot(slot).map_or(
+            "unknown (factory image or partly written)".to_string(),
+            |c| describe(&c.release),
+        );
+        let mark = if slot == primary { "  [primary]" } else { "" };
+        println!("slot {slot}        {content}{mark}");
+    }
+    if let Some(t) = trial {
+        println!("next boot     tries slot {t} once");
+    }
+    for (class, active) in directories {
+        println!(
+            "{class:<13} directory slot, active side {}",
+            active.as_deref().unwrap_or("not set up")
+        );
+    }
+    println!(
+        "installed     {}",
+        state
+            .committed
+            .as_ref()
+            .map_or("nothing committed yet".to_string(), describe)
+    );
+    match &state.update {
+        Some(u) => println!(
+            "update        {} {} (slot {})",
+            describe(&u.release),
+            phase_name(u.phase),
+            u.target
+        ),
+        None => println!("update        none pending"),
+    }
+    if let Some(o) = &state.last_result {
+        let what = match o.result {
+            Ending::Committed => "committed",
+            Ending::RolledBack => "rolled back",
+            Ending::Failed => "failed",
+            Ending::Cancelled => "cancelled",
+        };
+        let why = o
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        println!(
+            "last result   {what} {} at {}{why}",
+            describe(&o.release),
+            o.at
+        );
+    }
+}

@@ -1,0 +1,77 @@
+use crate::boot::{BootError, Slot};
+use crate::bundle::BundleError;
+use crate::config::ConfigError;
+use crate::slot::SlotError;
+use crate::source::SourceError;
+use crate::state::StateError;
+use crate::trust::TrustError;
+
+/// Why an install, boot, commit or rollback could not proceed. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Slot(#[from] SlotError),
+    #[error(
+        "bundle {bundle} is for device types [{compatible}], but this device is {device_type:?}; build the bundle with this device type in `compatible`"
+    )]
+    WrongDevice {
+        bundle: String,
+        compatible: String,
+        device_type: String,
+    },
+    #[error("bundle {bundle} expired at {expires}; build and sign a fresh one")]
+    Expired { bundle: String, expires: String },
+    #[error(
+        "bundle version {version} is older than the installed version {floor}; downgrades are refused (set [trust] allow_downgrade = true to allow them)"
+    )]
+    Downgrade {
+        version: semver::Version,
+        floor: semver::Version,
+    },
+    #[error(
+        "payload {payload:?} targets slot class {class:?}, which this device does not have (it has: {configured}); add [slots.{class}] to the configuration or fix the bundle"
+    )]
+    UnknownSlotClass {
+        payload: String,
+        class: String,
+        configured: String,
+    },
+    #[error(
+        "payload {payload:?} is for installer plugin {plugin:?}, but no installer plugin of that name is configured"
+    )]
+    NoInstaller { payload: String, plugin: String },
+    #[error(
+        "an update ({bundle}) is on trial in slot {slot}; run `airlock commit` or `airlock rollback` before installing another"
+    )]
+    UpdateOnTrial { bundle: String, slot: Slot },
+    #[error(
+        "the device booted slot {booted} but the committed slot is {primary}; run `airlock boot` to settle the pending state first"
+    )]
+    NotOnPrimary { booted: Slot, primary: Slot },
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl InstallError {
+    /// Errors of transport (a dropped connection, a truncated file) leave an interrupted install
+    /// resumable; everything else (a forged or corrupt bundle, a full slot) fails it.
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            InstallError::Source(_)
+                | InstallError::Bundle(BundleError::Io { .. } | BundleError::Truncated { .. })
+        )
+    }
+}

@@ -1,0 +1,635 @@
+//! The update state machine: install, boot-time settlement, commit and rollback.
+//!
+//! ```text
+//! idle -> fetching -> switching -> installed -> (reboot) -> trial -> committed
+//!             \                                    \-> rolled back (bootloader fell back)
+//!              \-> failed (bad bundle, full slot)   trial -> rolled back (check failed, operator)
+//! ```
+//!
+//! Every transition is written to the journal before it takes effect, and the active slot is
+//! never written. After a power cut at any point, [`Device::boot`] (run at every boot) or the
+//! next [`Device::install`] of the same bundle finds a consistent state and goes on from it.
+
+mod error;
+pub mod faults;
+pub mod record;
+mod stream;
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+pub use error::InstallError;
+use record::{
+    DeviceState, DirectorySwitch, Ending, Outcome, Phase, Release, SlotContent, Update, now,
+};
+
+use crate::boot::{self, BootBackend, Slot};
+use crate::bundle::{BundleInput, BundleReader, Manifest, Sha256Hex, Target};
+use crate::config::{Config, SlotConfig};
+use crate::slot::{DirectorySlot, RawSlot};
+use crate::source::{self, ByteSource, HttpOptions};
+use crate::state::Journal;
+use crate::trust::TrustPolicy;
+
+impl BundleInput for Box<dyn ByteSource> {
+    fn skip(&mut self, n: u64) -> std::io::Result<()> {
+        let to = self.position() + n;
+        self.skip_to(to).map_err(std::io::Error::other)
+    }
+}
+
+/// Progress of an install, for progress bars.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Payload bytes done (written, or found intact when resuming).
+    pub done: u64,
+    /// Payload bytes in the bundle.
+    pub total: u64,
+}
+
+/// What an install did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InstallReport {
+    pub bundle: String,
+    pub version: semver::Version,
+    /// The boot slot written, when any payload went to an A/B slot.
+    pub slot: Option<Slot>,
+    pub payload_bytes: u64,
+    /// Payload bytes found intact in the slot from an interrupted attempt and not written again.
+    pub resumed_bytes: u64,
+    /// Bytes transferred from the source (the bundle's size, or less when resuming).
+    pub transferred_bytes: u64,
+    /// A reboot into the new slot is needed to try it.
+    pub needs_reboot: bool,
+    /// Directory-only updates commit at once.
+    pub committed: bool,
+    /// The bundle was already installed and waits for a reboot.
+    pub already_installed: bool,
+}
+
+/// What `airlock boot` found and did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BootReport {
+    pub booted: Slot,
+    /// One line per thing done, for the log and the user.
+    pub actions: Vec<String>,
+    /// A rollback on the trial slot needs a reboot into the old slot.
+    pub reboot_needed: bool,
+}
+
+/// A device: its configuration, bootloader and journal.
+pub struct Device {
+    config: Config,
+    boot: Box<dyn BootBackend>,
+    journal: Journal<DeviceState>,
+    state: DeviceState,
+}
+
+impl Device {
+    pub fn open(config: Config) -> Result<Self, InstallError> {
+        let boot = boot::open(&config.boot)?;
+        let mut journal = Journal::open(&config.state_dir())?;
+        let state = journal.load()?.unwrap_or_default();
+        Ok(Self {
+            config,
+            boot,
+            journal,
+            state,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn state(&self) -> &DeviceState {
+        &self.state
+    }
+
+    pub fn boot_backend(&self) -> &dyn BootBackend {
+        self.boot.as_ref()
+    }
+
+    /// The slot the running system booted from.
+    pub fn booted(&self) -> Result<Slot, InstallError> {
+        Ok(boot::booted_slot(
+            self.boot.as_ref(),
+            &self.config.device.cmdline,
+        )?)
+    }
+
+    fn store(&mut self, point: &str) -> Result<(), InstallError> {
+        self.journal.store(&self.state)?;
+        faults::point(point);
+        Ok(())
+    }
+
+    fn http_options(&self) -> HttpOptions {
+        let d = &self.config.download;
+        HttpOptions {
+            connect_timeout: d.connect_timeout,
+            read_timeout: d.read_timeout,
+            retries: d.retries,
+            backoff: d.backoff,
+            ca_file: d.ca_file.clone(),
+        }
+    }
+
+    /// Installs the bundle at `location` (a path or an http(s) URL) into the inactive slots and
+    /// arms a one-shot trial boot of them. Installing the bundle of an interrupted install again
+    /// continues where it stopped.
+    pub fn install(
+        &mut self,
+        location: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<InstallReport, InstallError> {
+        let booted = self.booted()?;
+        let primary = self.boot.primary()?;
+        if let Some(u) = &self.state.update
+            && u.phase == Phase::Trial
+        {
+            return Err(InstallError::UpdateOnTrial {
+                bundle: describe(&u.release),
+                slot: u.target,
+            });
+        }
+        if booted != primary {
+            return Err(InstallError::NotOnPrimary { booted, primary });
+        }
+        let trust = TrustPolicy::load(&self.config.trust.keys, self.config.trust.threshold)?;
+        let source = source::open(location, &self.http_options())?;
+        let mut reader = BundleReader::open(source, &trust)?;
+        let manifest = reader.manifest().clone();
+        let manifest_sha256 = Sha256Hex(Sha256::digest(reader.manifest_bytes()).into());
+        info!(bundle = %manifest.name, version = %manifest.version, signers = ?reader.signers(), "bundle signature verified");
+        self.check_policy(&manifest)?;
+        let target = booted.other();
+        let plan = self.plan(&manifest, target)?;
+
+        let pending = self.state.update.clone();
+        let resuming = match &pending {
+            Some(u) if u.manifest_sha256 == manifest_sha256 && u.target == target => {
+                match u.phase {
+                    Phase::Fetching => true,
+                    Phase::Switching => {
+                        return self.finish_switch().map(|_| self.report_pending(u, true));
+                    }
+                    Phase::Installed => return Ok(self.report_pending(u, true)),
+                    Phase::Trial => false,
+                }
+            }
+            Some(u) => {
+                let reason = format!("superseded by {} {}", manifest.name, manifest.version);
+                self.abandon(u.clone(), Ending::Cancelled, &reason)?;
+                false
+            }
+            None => false,
+        };
+
+        let needs_reboot = plan.iter().any(|p| matches!(p, PayloadPlan::Raw(_)));
+        let directories = plan
+            .iter()
+            .filter_map(|p| match p {
+                PayloadPlan::Directory { class, slot, .. } => {
+                    slot.active().ok().map(|from| DirectorySwitch {
+                        class: class.clone(),
+                        from,
+                        to: from.other(),
+                    })
+                }
+                PayloadPlan::Raw(_) => None,
+            })
+            .collect();
+        let update = Update {
+            release: Release {
+                bundle: manifest.name.clone(),
+                version: manifest.version.clone(),
+            },
+            manifest_sha256,
+            source: location.to_string(),
+            target,
+            from: booted,
+            phase: Phase::Fetching,
+            needs_reboot,
+            directories,
+            payloads: manifest
+                .payloads
+                .iter()
+                .filter_map(|p| match &p.target {
+                    Target::Slot(class) => Some((class.clone(), p.sha256)),
+                    Target::Installer(_) => None,
+                })
+                .collect(),
+            started: pending.filter(|_| resuming).map_or_else(now, |u| u.started),
+        };
+        // The record of the target slot goes in the same write that starts the update: from now
+        // on it holds whatever the update has written so far, and the journal says so.
+        self.state.update = Some(update);
+        if needs_reboot {
+            self.state.set_slot(target, None);
+        }
+        self.store("journal-fetching")?;
+        // A trial armed earlier for the target must never boot a half-written slot.
+        self.boot.cancel_trial()?;
+
+        let mut ctx = stream::Context {
+            resuming,
+            progress,
+            done: 0,
+            total: manifest.payloads.iter().map(|p| p.size).sum(),
+            resumed: 0,
+        };
+        match stream::write_payloads(&mut reader, &plan, &mut ctx) {
+            Ok(()) => {}
+            Err(e) if e.is_transport() => {
+                warn!(
+                    "the download was interrupted: {e}; running the same install again resumes it"
+                );
+                return Err(e);
+            }
+            Err(e) => {
+                let update = self.state.update.clone();
+                if let Some(u) = update {
+                    self.fail(u, &e.to_string())?;
+                }
+                return Err(e);
+            }
+        }
+        let resumed = ctx.resumed;
+        let transferred = reader.into_inner().bytes_transferred();
+        if let Some(u) = self.state.update.as_mut() {
+            u.phase = Phase::Switching;
+        }
+        self.store("journal-switching")?;
+        let committed = self.finish_switch()?;
+        Ok(InstallReport {
+            bundle: manifest.name.clone(),
+            version: manifest.version.clone(),
+            slot: needs_reboot.then_some(target),
+            payload_bytes: manifest.payloads.iter().map(|p| p.size).sum(),
+            resumed_bytes: resumed,
+            transferred_bytes: transferred,
+            needs_reboot,
+            committed,
+            already_installed: false,
+        })
+    }
+
+    fn report_pending(&self, u: &Update, already: bool) -> InstallReport {
+        InstallReport {
+            bundle: u.release.bundle.clone(),
+            version: u.release.version.clone(),
+            slot: u.needs_reboot.then_some(u.target),
+            payload_bytes: 0,
+            resumed_bytes: 0,
+            transferred_bytes: 0,
+            needs_reboot: u.needs_reboot,
+            committed: false,
+            already_installed: already,
+        }
+    }
+
+    /// Switching → Installed: record the new slot content, arm the trial, flip directory slots.
+    /// Idempotent, so it can be re-run after a power cut. Returns whether the update committed
+    /// at once (nothing needed a reboot).
+    fn finish_switch(&mut self) -> Result<bool, InstallError> {
+        let Some(u) = self.state.update.clone() else {
+            return Ok(false);
+        };
+        if u.needs_reboot {
+            let content = SlotContent {
+                release: u.release.clone(),
+                payloads: raw_payloads(&self.config, &u),
+            };
+            self.state.set_slot(u.target, Some(content));
+            self.store("journal-slot-recorded")?;
+            self.boot.set_trial(u.target)?;
+            faults::point("boot-trial-armed");
+        }
+        for d in &u.directories {
+            self.directory(&d.class)?.switch_to(d.to)?;
+            faults::point("directory-switched");
+        }
+        if u.needs_reboot {
+            if let Some(u) = self.state.update.as_mut() {
+                u.phase = Phase::Installed;
+            }
+            self.store("journal-installed")?;
+            info!(slot = %u.target, "installed; reboot to try the new slot once");
+            Ok(false)
+        } else {
+            self.finish_commit(u)?;
+            Ok(true)
+        }
+    }
+
+    /// What the device runs at every boot: settle whatever is pending.
+    pub fn boot(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<BootReport, InstallError> {
+        let booted = self.booted()?;
+        let mut report = BootReport {
+            booted,
+            actions: Vec::new(),
+            reboot_needed: false,
+        };
+        let Some(u) = self.state.update.clone() else {
+            report
+                .actions
+                .push(format!("booted slot {booted}; no update pending"));
+            return Ok(report);
+        };
+        match u.phase {
+            Phase::Fetching => {
+                report.actions.push(format!(
+                    "resuming the interrupted install of {} from {}",
+                    describe(&u.release),
+                    u.source
+                ));
+                match self.install(&u.source, progress) {
+                    Ok(r) => report.actions.push(format!(
+                        "installed {} {}; reboot to try it",
+                        r.bundle, r.version
+                    )),
+                    Err(e) => {
+                        // Whatever happened, don't leave a half-written update pending at boot.
+                        let reason = format!("the interrupted install could not be resumed: {e}");
+                        if let Some(u) = self
+                            .state
+                            .update
+                            .clone()
+                            .filter(|u| u.phase == Phase::Fetching)
+                        {
+                            self.fail(u, &reason)?;
+                        }
+                        report.actions.push(reason);
+                    }
+                }
+            }
+            Phase::Switching if booted == u.target => self.enter_trial(u, &mut report)?,
+            Phase::Switching => {
+                self.finish_switch()?;
+                report.actions.push(format!(
+                    "finished switching to {}; reboot to try it",
+                    describe(&u.release)
+                ));
+            }
+            Phase::Installed | Phase::Trial if booted == u.target => {
+                self.enter_trial(u, &mut report)?
+            }
+            Phase::Installed if self.boot.pending_trial()? == Some(u.target) => {
+                report.actions.push(format!(
+                    "{} waits in slot {} for a reboot",
+                    describe(&u.release),
+                    u.target
+                ));
+            }
+            Phase::Installed | Phase::Trial => {
+                let reason = format!(
+                    "slot {} did not boot; the bootloader fell back to slot {booted}",
+                    u.target
+                );
+                self.abandon(u, Ending::RolledBack, &reason)?;
+                report.actions.push(format!("rolled back: {reason}"));
+            }
+        }
+        Ok(report)
+    }
+
+    /// Booted into the new slot: run the checks and commit (the plugin chain supplies checks;
+    /// without any, booting is the check).
+    fn enter_trial(&mut self, mut u: Update, report: &mut BootReport) -> Result<(), InstallError> {
+        if u.phase != Phase::Trial {
+            u.phase = Phase::Trial;
+            self.state.update = Some(u.clone());
+            self.store("journal-trial")?;
+        }
+        self.finish_commit(u.clone())?;
+        report.actions.push(format!(
+            "trial boot of {} in slot {} passed; committed",
+            describe(&u.release),
+            u.target
+        ));
+        Ok(())
+    }
+
+    /// Makes the update permanent. Idempotent.
+    fn finish_commit(&mut self, u: Update) -> Result<(), InstallError> {
+        if u.needs_reboot {
+            self.boot.commit(u.target)?;
+            faults::point("boot-committed");
+        }
+        self.state.committed = Some(u.release.clone());
+        self.state.update = None;
+        self.state.last_result = Some(Outcome {
+            release: u.release.clone(),
+            result: Ending::Committed,
+            reason: None,
+            at: now(),
+        });
+        self.store("journal-committed")?;
+        info!(bundle = %u.release.bundle, version = %u.release.version, "committed");
+        Ok(())
+    }
+
+    /// `airlock commit`: make an update on trial permanent without waiting for checks.
+    /// Idempotent: with nothing on trial it says so and changes nothing.
+    pub fn commit(&mut self) -> Result<String, InstallError> {
+        let booted = self.booted()?;
+        match self.state.update.clone() {
+            None => Ok(match &self.state.committed {
+                Some(r) => format!("nothing to commit: {} is committed", describe(r)),
+                None => "nothing to commit: no update pending".into(),
+            }),
+            Some(u) if u.phase >= Phase::Installed && booted == u.target => {
+                self.finish_commit(u.clone())?;
+                Ok(format!(
+                    "committed {} in slot {}",
+                    describe(&u.release),
+                    u.target
+                ))
+            }
+            Some(u) => Err(InstallError::Refused(format!(
+                "{} is {} in slot {} but the device runs slot {booted}; reboot into the new slot before committing",
+                describe(&u.release),
+                phase_name(u.phase),
+                u.target
+            ))),
+        }
+    }
+
+    /// `airlock rollback`: abandon the pending update. Before its trial boot this cancels the
+    /// trial; on the trial boot it makes the old slot the one booted next. Idempotent.
+    pub fn rollback(&mut self, reason: &str) -> Result<(String, bool), InstallError> {
+        let booted = self.booted()?;
+        let Some(u) = self.state.update.clone() else {
+            return Ok(("nothing to roll back: no update pending".into(), false));
+        };
+        let on_trial = booted == u.target && u.needs_reboot;
+        let ending = if on_trial {
+            Ending::RolledBack
+        } else {
+            Ending::Cancelled
+        };
+        self.abandon(u.clone(), ending, reason)?;
+        let msg = if on_trial {
+            format!(
+                "rolled back {}: reboot to return to slot {}",
+                describe(&u.release),
+                u.from
+            )
+        } else {
+            format!(
+                "cancelled {}; slot {} stays active",
+                describe(&u.release),
+                u.from
+            )
+        };
+        Ok((msg, on_trial))
+    }
+
+    /// Ends the pending update without committing it: cancel the trial, switch directory slots
+    /// back, record why. The old slots were never written, so they are as they were.
+    fn abandon(&mut self, u: Update, ending: Ending, reason: &str) -> Result<(), InstallError> {
+        self.boot.cancel_trial()?;
+        // The primary slot is the one the update started from; make sure the bootloader agrees.
+        if self.boot.primary()? != u.from {
+            self.boot.commit(u.from)?;
+        }
+        for d in &u.directories {
+            let dir = self.directory(&d.class)?;
+            if dir.active()? == d.to {
+                dir.switch_to(d.from)?;
+            }
+        }
+        faults::point("abandon-switched-back");
+        self.state.update = None;
+        self.state.last_result = Some(Outcome {
+            release: u.release,
+            result: ending,
+            reason: Some(reason.into()),
+            at: now(),
+        });
+        self.store("journal-abandoned")?;
+        warn!("update ended without commit: {reason}");
+        Ok(())
+    }
+
+    fn fail(&mut self, u: Update, reason: &str) -> Result<(), InstallError> {
+        self.abandon(u, Ending::Failed, reason)
+    }
+
+    /// Refuses bundles not meant for this device, expired or older than what it runs.
+    fn check_policy(&self, manifest: &Manifest) -> Result<(), InstallError> {
+        let device_type = &self.config.device.device_type;
+        if !manifest.compatible.iter().any(|t| t == device_type) {
+            return Err(InstallError::WrongDevice {
+                bundle: format!("{} {}", manifest.name, manifest.version),
+                compatible: manifest.compatible.join(", "),
+                device_type: device_type.clone(),
+            });
+        }
+        if let Some(expires) = manifest.expires_at()?
+            && expires <= SystemTime::now()
+        {
+            return Err(InstallError::Expired {
+                bundle: format!("{} {}", manifest.name, manifest.version),
+                expires: manifest.expires.clone().unwrap_or_default(),
+            });
+        }
+        if let Some(floor) = &self.state.committed
+            && manifest.version < floor.version
+            && !self.config.trust.allow_downgrade
+        {
+            return Err(InstallError::Downgrade {
+                version: manifest.version.clone(),
+                floor: floor.version.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Where each payload goes; checks every slot exists and is large enough before anything is
+    /// written.
+    fn plan(&self, manifest: &Manifest, target: Slot) -> Result<Vec<PayloadPlan>, InstallError> {
+        let configured = || {
+            self.config
+                .slots
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        manifest
+            .payloads
+            .iter()
+            .map(|p| match &p.target {
+                Target::Installer(plugin) => {
+                    Err(InstallError::NoInstaller { payload: p.name.clone(), plugin: plugin.clone() })
+                }
+                Target::Slot(class) => match self.config.slots.get(class) {
+                    None => Err(InstallError::UnknownSlotClass {
+                        payload: p.name.clone(),
+                        class: class.clone(),
+                        configured: configured(),
+                    }),
+                    Some(SlotConfig::Raw { a, b }) => {
+                        let slot = RawSlot::new(if target == Slot::A { a } else { b });
+                        let capacity = slot.capacity()?;
+                        if p.size > capacity {
+                            return Err(InstallError::Refused(format!(
+                                "payload {:?} is {} bytes but slot {class} {target} ({}) holds only {capacity}; use a larger partition or a smaller image",
+                                p.name,
+                                p.size,
+                                slot.path().display()
+                            )));
+                        }
+                        Ok(PayloadPlan::Raw(slot))
+                    }
+                    Some(SlotConfig::Directory { path }) => {
+                        let slot = DirectorySlot::new(path);
+                        slot.init()?;
+                        Ok(PayloadPlan::Directory { class: class.clone(), slot })
+                    }
+                },
+            })
+            .collect()
+    }
+
+    fn directory(&self, class: &str) -> Result<DirectorySlot, InstallError> {
+        match self.config.slots.get(class) {
+            Some(SlotConfig::Directory { path }) => Ok(DirectorySlot::new(path)),
+            _ => Err(InstallError::Refused(format!(
+                "the journal names directory slot {class:?}, which the configuration no longer has as a directory slot; restore [slots.{class}]"
+            ))),
+        }
+    }
+}
+
+/// Where one payload goes.
+pub(crate) enum PayloadPlan {
+    Raw(RawSlot),
+    Directory { class: String, slot: DirectorySlot },
+}
+
+fn raw_payloads(config: &Config, u: &Update) -> BTreeMap<String, Sha256Hex> {
+    u.payloads
+        .iter()
+        .filter(|(class, _)| matches!(config.slots.get(*class), Some(SlotConfig::Raw { .. })))
+        .map(|(c, h)| (c.clone(), *h))
+        .collect()
+}
+
+pub fn describe(r: &Release) -> String {
+    format!("{} {}", r.bundle, r.version)
+}
+
+pub fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Fetching => "being fetched",
+        Phase::Switching => "being switched",
+        Phase::Installed => "installed, waiting for a reboot",
+        Phase::Trial => "on trial",
+    }
+}

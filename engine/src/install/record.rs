@@ -1,0 +1,126 @@
+//! What the state journal holds: the device's record of its slots, the update in flight and the
+//! last result. Every transition is stored before it takes effect.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::boot::Slot;
+use crate::bundle::Sha256Hex;
+
+/// The whole persistent record of a device.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceState {
+    /// What each boot slot holds; `None` when unknown (factory image) or being overwritten.
+    #[serde(default)]
+    pub slot_a: Option<SlotContent>,
+    #[serde(default)]
+    pub slot_b: Option<SlotContent>,
+    /// The last committed release: the version floor for anti-downgrade.
+    #[serde(default)]
+    pub committed: Option<Release>,
+    /// The update in flight, if any.
+    #[serde(default)]
+    pub update: Option<Update>,
+    /// How the last update ended.
+    #[serde(default)]
+    pub last_result: Option<Outcome>,
+}
+
+/// A bundle name and version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub bundle: String,
+    pub version: semver::Version,
+}
+
+/// What a slot holds: which bundle, and the sha256 of each payload written to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotContent {
+    pub release: Release,
+    pub payloads: BTreeMap<String, Sha256Hex>,
+}
+
+/// Where an update is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Payloads are being written to the inactive slots; the active slot is untouched.
+    Fetching,
+    /// Everything is written and fsynced; the bootloader and directory slots are being switched.
+    Switching,
+    /// Switched: the next boot tries the new slot once.
+    Installed,
+    /// Booted into the new slot; checks decide commit or rollback.
+    Trial,
+}
+
+/// A directory slot switched by this update: from which side to which.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectorySwitch {
+    pub class: String,
+    pub from: Slot,
+    pub to: Slot,
+}
+
+/// The update in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Update {
+    pub release: Release,
+    /// sha256 of the signed manifest: identifies the bundle for resume.
+    pub manifest_sha256: Sha256Hex,
+    /// Where the bundle comes from (path or URL), to resume after a power cut.
+    pub source: String,
+    /// The boot slot being written (the inactive one at the start).
+    pub target: Slot,
+    /// The slot booted (and committed) when the update started.
+    pub from: Slot,
+    pub phase: Phase,
+    /// Whether any payload went to a raw (A/B) slot, so a reboot is needed.
+    pub needs_reboot: bool,
+    #[serde(default)]
+    pub directories: Vec<DirectorySwitch>,
+    /// Payload sha256s by slot class, recorded in the slot once switched.
+    pub payloads: BTreeMap<String, Sha256Hex>,
+    pub started: String,
+}
+
+/// How an update ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ending {
+    Committed,
+    RolledBack,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub release: Release,
+    pub result: Ending,
+    /// Why, for anything but a commit.
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub at: String,
+}
+
+impl DeviceState {
+    pub fn slot(&self, slot: Slot) -> Option<&SlotContent> {
+        match slot {
+            Slot::A => self.slot_a.as_ref(),
+            Slot::B => self.slot_b.as_ref(),
+        }
+    }
+
+    pub fn set_slot(&mut self, slot: Slot, content: Option<SlotContent>) {
+        match slot {
+            Slot::A => self.slot_a = content,
+            Slot::B => self.slot_b = content,
+        }
+    }
+}
+
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}

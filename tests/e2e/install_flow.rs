@@ -1,0 +1,128 @@
+//! The update lifecycle on a simulated device: install, trial boot, commit, rollback.
+
+use crate::support::*;
+
+#[test]
+fn install_reboot_commit_then_failed_boot_rolls_back() {
+    let ws = Workspace::new();
+    let dev = ws.device("dev", "4MiB");
+    let factory = dev.slot("a");
+    let v1 = image_bytes(2 << 20, 1);
+    ws.file("v1.img", &v1);
+    let b1 = ws.bundle(
+        "v1.airlock",
+        "1.0.0",
+        "test-device",
+        &[("rootfs", "v1.img", "rootfs")],
+        "",
+    );
+
+    let out = dev.install(&b1);
+    assert!(out.contains("into slot b"), "{out}");
+    assert_eq!(
+        dev.slot("a"),
+        factory,
+        "the active slot must not be touched"
+    );
+    let st = dev.status();
+    assert_eq!(st["update"]["phase"], "installed");
+    assert_eq!(st["pending_trial"], "b");
+
+    let out = dev.reboot(false);
+    assert!(out.contains("committed"), "{out}");
+    let st = dev.status();
+    assert_eq!(st["booted"], "b");
+    assert_eq!(st["primary"], "b");
+    assert_eq!(st["committed"]["version"], "1.0.0");
+    assert_eq!(st["last_result"]["result"], "committed");
+    assert_prefix(&dev.slot_path("b"), &v1);
+
+    // Version 2 does not come up: the bootloader falls back and the device records a rollback.
+    let v2 = image_bytes(2 << 20, 2);
+    ws.file("v2.img", &v2);
+    let b2 = ws.bundle(
+        "v2.airlock",
+        "2.0.0",
+        "test-device",
+        &[("rootfs", "v2.img", "rootfs")],
+        "",
+    );
+    dev.install(&b2);
+    let slot_b = dev.slot("b");
+    let out = dev.reboot(true);
+    assert!(out.contains("rolled back"), "{out}");
+    let st = dev.status();
+    assert_eq!(st["booted"], "b");
+    assert_eq!(st["primary"], "b");
+    assert_eq!(st["committed"]["version"], "1.0.0");
+    assert_eq!(st["last_result"]["result"], "rolled-back");
+    assert!(st["update"].is_null());
+    assert_eq!(dev.slot("b"), slot_b, "the active slot must not be touched");
+
+    // Idempotent manual controls with nothing pending.
+    assert!(dev.ok(&["commit"]).contains("nothing to commit"));
+    assert!(dev.ok(&["rollback"]).contains("nothing to roll back"));
+}
+
+#[test]
+fn operator_rollback_before_and_during_trial() {
+    let ws = Workspace::new();
+    let dev = ws.device("dev", "2MiB");
+    let factory = dev.slot("a");
+    ws.file("v1.img", &image_bytes(1 << 20, 1));
+    let b1 = ws.bundle(
+        "v1.airlock",
+        "1.0.0",
+        "test-device",
+        &[("rootfs", "v1.img", "rootfs")],
+        "",
+    );
+
+    // Before the reboot: cancelling disarms the trial.
+    dev.install(&b1);
+    assert!(dev.ok(&["rollback"]).contains("cancelled"));
+    let st = dev.status();
+    assert!(st["pending_trial"].is_null());
+    assert_eq!(st["last_result"]["result"], "cancelled");
+    dev.reboot(false);
+    assert_eq!(dev.status()["booted"], "a");
+    assert_eq!(dev.slot("a"), factory);
+
+    // Installing the same bundle twice: the second call says it waits for a reboot.
+    dev.install(&b1);
+    assert!(dev.install(&b1).contains("already installed"));
+    let e = dev.fails(&["commit"]);
+    assert!(e.contains("reboot into the new slot"), "{e}");
+}
+
+#[test]
+fn bundle_with_rootfs_and_directory_slot_commits_together() {
+    let ws = Workspace::new();
+    let dev = ws.device("dev", "2MiB");
+    ws.file("v1.img", &image_bytes(1 << 20, 1));
+    // An app archive for the directory slot.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(5);
+    h.set_mode(0o755);
+    h.set_cksum();
+    tar.append_data(&mut h, "bin/app", &b"hello"[..]).unwrap();
+    ws.file("app.tar", &tar.into_inner().unwrap());
+    let b1 = ws.bundle(
+        "v1.airlock",
+        "1.0.0",
+        "test-device",
+        &[("rootfs", "v1.img", "rootfs"), ("app", "app.tar", "app")],
+        "",
+    );
+    dev.install(&b1);
+    assert_eq!(
+        std::fs::read(dev.dir.join("app/bin/app")).unwrap(),
+        b"hello",
+        "the app is switched with the rootfs"
+    );
+    dev.reboot(false);
+    let st = dev.status();
+    assert_eq!(st["committed"]["version"], "1.0.0");
+    assert_eq!(st["directories"][0]["active"], "b");
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `airlock` binary against simulated devices in temporary folders,
+//! bundles built and signed by the binary itself, and a real HTTP server on loopback.
+
+mod support;
+
+mod bundle_cli;
+mod install_flow;

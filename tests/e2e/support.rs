@@ -1,0 +1,344 @@
+//! Helpers shared by the end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The `airlock` binary cargo built for these tests, with a clean environment.
+pub fn airlock() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    for var in [
+        "AIRLOCK_CONFIG",
+        "AIRLOCK_KILL_AT",
+        "AIRLOCK_FAULT_LOG",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+pub fn run(args: &[&str]) -> Output {
+    airlock()
+        .args(args)
+        .output()
+        .expect("the airlock binary runs")
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs airlock and expects success; returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "airlock {args:?} failed:\n{}",
+        show(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs airlock and expects a clean failure (exit 1, no panic); returns stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "airlock {args:?} should fail cleanly:\n{}",
+        show(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !stderr.contains("panicked"),
+        "airlock {args:?} panicked:\n{stderr}"
+    );
+    assert!(stderr.contains("error: "), "no error message:\n{stderr}");
+    stderr
+}
+
+/// Deterministic image content: pseudo-random bytes, zeros and text, like the benchmark image.
+pub fn image_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    while out.len() < len / 2 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.resize(len * 3 / 4, 0);
+    while out.len() < len {
+        out.extend_from_slice(
+            format!("airlock e2e filler {seed}: the quick brown fox\n").as_bytes(),
+        );
+    }
+    out.truncate(len);
+    out
+}
+
+/// A folder holding keys, images, bundles and simulated devices for one test.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let ws = Self {
+            dir: tempfile::tempdir().expect("a temp dir"),
+        };
+        ok(&[
+            "key",
+            "generate",
+            "--out",
+            ws.path("release").to_str().unwrap(),
+        ]);
+        ws
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.path("release.key")
+    }
+
+    pub fn public_key(&self) -> PathBuf {
+        self.path("release.pub")
+    }
+
+    /// Writes `data` to a file in the workspace.
+    pub fn file(&self, name: &str, data: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+
+    /// Builds a bundle. `payloads`: (payload name, file in the workspace, slot class).
+    /// `extra` is appended to the top of bundle.toml (e.g. `expires = "…"`).
+    pub fn bundle(
+        &self,
+        out: &str,
+        version: &str,
+        device_type: &str,
+        payloads: &[(&str, &str, &str)],
+        extra: &str,
+    ) -> PathBuf {
+        let mut toml = format!(
+            "name = \"test-os\"\nversion = \"{version}\"\ncompatible = [\"{device_type}\"]\n{extra}\n"
+        );
+        for (name, file, slot) in payloads {
+            toml +=
+                &format!("[[payload]]\nname = \"{name}\"\nfile = \"{file}\"\nslot = \"{slot}\"\n");
+        }
+        let spec = self.file(&format!("{out}.toml"), toml.as_bytes());
+        let path = self.path(out);
+        ok(&[
+            "bundle",
+            "create",
+            spec.to_str().unwrap(),
+            "--key",
+            self.key().to_str().unwrap(),
+            "-o",
+            path.to_str().unwrap(),
+        ]);
+        path
+    }
+
+    /// A simulated device of type `test-device` with rootfs slots of `slot_size` bytes, whose
+    /// slot a holds recognisable factory content.
+    pub fn device(&self, name: &str, slot_size: &str) -> Device {
+        let dir = self.path(name);
+        ok(&[
+            "sim",
+            "init",
+            dir.to_str().unwrap(),
+            "--key",
+            self.public_key().to_str().unwrap(),
+            "--device-type",
+            "test-device",
+            "--slot-size",
+            slot_size,
+        ]);
+        let dev = Device { dir };
+        let len = std::fs::metadata(dev.slot_path("a")).unwrap().len() as usize;
+        std::fs::write(dev.slot_path("a"), image_bytes(len, 999)).unwrap();
+        dev
+    }
+}
+
+/// A simulated device.
+pub struct Device {
+    pub dir: PathBuf,
+}
+
+impl Device {
+    pub fn config(&self) -> String {
+        self.dir.join("airlock.toml").display().to_string()
+    }
+
+    pub fn slot_path(&self, side: &str) -> PathBuf {
+        self.dir.join(format!("slots/rootfs.{side}"))
+    }
+
+    pub fn slot(&self, side: &str) -> Vec<u8> {
+        std::fs::read(self.slot_path(side)).unwrap()
+    }
+
+    /// Runs `airlock --config DEVICE args…`.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = airlock();
+        cmd.arg("--config").arg(self.config()).args(args);
+        cmd
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let config = self.config();
+        let mut all = vec!["--config", config.as_str()];
+        all.extend_from_slice(args);
+        ok(&all)
+    }
+
+    pub fn fails(&self, args: &[&str]) -> String {
+        let config = self.config();
+        let mut all = vec!["--config", config.as_str()];
+        all.extend_from_slice(args);
+        fails(&all)
+    }
+
+    pub fn install(&self, source: &Path) -> String {
+        self.ok(&["install", source.to_str().unwrap()])
+    }
+
+    pub fn reboot(&self, fail: bool) -> String {
+        let dir = self.dir.to_str().unwrap();
+        if fail {
+            ok(&["sim", "reboot", dir, "--fail"])
+        } else {
+            ok(&["sim", "reboot", dir])
+        }
+    }
+
+    pub fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["status", "--json"])).expect("status --json is JSON")
+    }
+}
+
+/// The file at `path` starts with `expected` (a slot is larger than what was written to it).
+pub fn assert_prefix(path: &Path, expected: &[u8]) {
+    let actual = std::fs::read(path).unwrap();
+    assert!(
+        actual.len() >= expected.len(),
+        "{} is shorter than expected",
+        path.display()
+    );
+    assert!(
+        actual[..expected.len()] == *expected,
+        "{} does not hold the expected bytes",
+        path.display()
+    );
+}
+
+// ---- Helpers for the bad-input and HTTP tests (bad_input.rs, http.rs) ----
+
+/// Pseudo-random bytes that do not compress, so a bundle is about as large as its image.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x2545_F491_4F6C_DD1D;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Status, stdout and stderr of a finished command, for assertion messages.
+pub fn output_text(out: &Output) -> String {
+    show(out)
+}
+
+/// A clean failure: exit code 1, an `error: ` line and no panic. Returns stderr.
+pub fn expect_clean_failure(out: &Output, what: &str) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{what} should fail cleanly:\n{}",
+        show(out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{what} panicked:\n{stderr}");
+    assert!(
+        stderr.contains("error: "),
+        "{what}: no error message:\n{stderr}"
+    );
+    stderr
+}
+
+impl Device {
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("airlock.toml")
+    }
+
+    /// Replaces the first `from` in airlock.toml by `to`; `from` must be there.
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(self.config_path()).unwrap();
+        assert!(text.contains(from), "airlock.toml has no {from:?}:\n{text}");
+        std::fs::write(self.config_path(), text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// Appends `text` to airlock.toml.
+    pub fn append_config(&self, text: &str) {
+        let mut config = std::fs::read_to_string(self.config_path()).unwrap();
+        config.push('\n');
+        config.push_str(text);
+        std::fs::write(self.config_path(), config).unwrap();
+    }
+
+    /// Fast HTTP downloads for tests: short read timeout and backoff, `retries` in a row.
+    pub fn fast_downloads(&self, read_timeout: &str, retries: u32) {
+        self.append_config(&format!(
+            "[download]\nconnect_timeout = \"2s\"\nread_timeout = \"{read_timeout}\"\nbackoff = \"10ms\"\nretries = {retries}\n"
+        ));
+    }
+
+    /// Runs `install --json SOURCE`, expects success and returns the report.
+    pub fn install_json(&self, source: &str) -> Value {
+        serde_json::from_str(&self.ok(&["install", "--json", source]))
+            .expect("install --json is JSON")
+    }
+
+    /// Runs `airlock --config DEVICE args…` and returns what happened, success or not.
+    pub fn output(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("the airlock binary runs")
+    }
+
+    /// The device still runs `side`, which holds `content` byte for byte, and no trial is
+    /// armed. Returns `status --json`.
+    pub fn assert_active_untouched(&self, side: &str, content: &[u8]) -> Value {
+        assert!(
+            self.slot(side) == content,
+            "the active slot {side} was modified"
+        );
+        let st = self.status();
+        assert_eq!(st["booted"], side, "{st}");
+        assert_eq!(st["primary"], side, "{st}");
+        assert!(
+            st["pending_trial"].is_null(),
+            "a trial is armed after a failure: {st}"
+        );
+        st
+    }
+}
