@@ -60,3 +60,33 @@ mod tests {
         assert_eq!(names, vec![std::ffi::OsString::from("state")]);
     }
 }
+
+/// An exclusive advisory lock (flock) on a file, held until dropped: one Airlock process at a
+/// time changes a device.
+#[derive(Debug)]
+pub struct FileLock {
+    _file: File,
+}
+
+impl FileLock {
+    /// Takes the lock, or returns `None` when another process holds it.
+    pub fn try_acquire(path: &Path) -> io::Result<Option<FileLock>> {
+        use std::os::fd::AsRawFd;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        // SAFETY: flock on a file descriptor we own; no memory is passed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(Some(FileLock { _file: file }));
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::WouldBlock {
+            Ok(None)
+        } else {
+            Err(err)
+        }
+    }
+}

@@ -116,13 +116,35 @@ fn bundle_with_rootfs_and_directory_slot_commits_together() {
         "",
     );
     dev.install(&b1);
-    assert_eq!(
-        std::fs::read(dev.dir.join("app/bin/app")).unwrap(),
-        b"hello",
-        "the app is switched with the rootfs"
+    assert!(
+        !dev.dir.join("app/bin/app").exists(),
+        "the app goes live with the new rootfs, at the trial boot"
     );
     dev.reboot(false);
+    assert_eq!(
+        std::fs::read(dev.dir.join("app/bin/app")).unwrap(),
+        b"hello"
+    );
     let st = dev.status();
     assert_eq!(st["committed"]["version"], "1.0.0");
     assert_eq!(st["directories"][0]["active"], "b");
+
+    // Version 2 fails to boot: the app stays at version 1 with the rootfs.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(7);
+    h.set_mode(0o755);
+    h.set_cksum();
+    tar.append_data(&mut h, "bin/app", &b"hello 2"[..]).unwrap();
+    ws.file("app2.tar", &tar.into_inner().unwrap());
+    ws.file("v2.img", &image_bytes(1 << 20, 2));
+    let payloads = [("rootfs", "v2.img", "rootfs"), ("app", "app2.tar", "app")];
+    let b2 = ws.bundle("v2.airlock", "2.0.0", "test-device", &payloads, "");
+    dev.install(&b2);
+    dev.reboot(true);
+    assert_eq!(
+        std::fs::read(dev.dir.join("app/bin/app")).unwrap(),
+        b"hello"
+    );
+    assert_eq!(dev.status()["directories"][0]["active"], "b");
 }

@@ -122,16 +122,16 @@ fn create(
                 .with_context(|| format!("payload {:?}: cannot read {}", p.name, p.file.display()))
         })
         .sum::<Result<u64>>()?;
-    let bar = progress::bytes("building", total);
+    let mut bar = progress::Progress::bytes("building", total);
     let options = CreateOptions {
         level,
         no_compress,
         ..Default::default()
     };
     let manifest = bundle::create_bundle(&spec, &signing_keys, output, &options, &mut |n| {
-        bar.set_position(n)
+        bar.position(n)
     })?;
-    bar.finish_and_clear();
+    bar.finish();
     let size = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
     println!(
         "built {} ({}): {} {}",
@@ -245,11 +245,11 @@ fn verify(path: &Path, keys: &[PathBuf], threshold: usize, json: bool) -> Result
     let total = std::fs::metadata(path)
         .map(|m| m.len())
         .with_context(|| format!("cannot read bundle {}", path.display()))?;
-    let bar = progress::bytes("verifying", total);
+    let mut bar = progress::Progress::bytes("verifying", total);
     let result = bundle::verify(bundle::open_file(path)?, &trust, &mut |n| {
-        bar.set_position(n.min(total))
+        bar.position(n.min(total))
     });
-    bar.finish_and_clear();
+    bar.finish();
     let report = result.with_context(|| format!("{} failed verification", path.display()))?;
     if json {
         let out = json!({"ok": true, "name": report.manifest.name, "version": report.manifest.version, "signed_by": report.signers, "chunks": report.chunks, "bytes": report.bytes});
@@ -281,15 +281,15 @@ fn extract(
     } else {
         Some(trust(keys, threshold)?)
     };
-    let bar = progress::bytes("extracting", 0);
+    let mut bar = progress::Progress::bytes("extracting", 0);
     let size = bundle::extract(
         bundle::open_file(path)?,
         trust.as_ref(),
         payload,
         output,
-        &mut |n| bar.set_position(n),
+        &mut |n| bar.position(n),
     )?;
-    bar.finish_and_clear();
+    bar.finish();
     println!(
         "wrote payload {payload} to {} ({})",
         output.display(),

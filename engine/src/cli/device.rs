@@ -18,12 +18,11 @@ pub fn open(config: &Path) -> Result<Device> {
 
 pub fn install(config: &Path, source: &str, json: bool) -> Result<()> {
     let mut device = open(config)?;
-    let bar = progress::bytes("installing", 0);
+    let mut bar = progress::Progress::bytes("installing", 0);
     let result = device.install(source, &mut |p| {
-        bar.set_length(p.total);
-        bar.set_position(p.done);
+        bar.set(p.done, p.total);
     });
-    bar.finish_and_clear();
+    bar.finish();
     let report = result?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -91,7 +90,7 @@ pub fn rollback(config: &Path) -> Result<()> {
 }
 
 pub fn status(config: &Path, json: bool) -> Result<()> {
-    let device = open(config)?;
+    let device = Device::open_read_only(Config::load(config)?)?;
     let cfg = device.config();
     let booted = device.booted()?;
     let backend = device.boot_backend();
@@ -151,10 +150,13 @@ fn print_status(
     };
     println!("booted        slot {booted} ({role})");
     for slot in [airlock::boot::Slot::A, airlock::boot::Slot::B] {
-        let content = state.slot(slot).map_or(
-            "unknown (factory image or partly written)".to_string(),
-            |c| describe(&c.release),
-        );
+        let content = match state.slot(slot) {
+            None => "unknown (factory image or partly written)".to_string(),
+            Some(c) if slot != primary && state.committed.as_ref() != Some(&c.release) => {
+                format!("{} (not committed)", describe(&c.release))
+            }
+            Some(c) => describe(&c.release),
+        };
         let mark = if slot == primary { "  [primary]" } else { "" };
         println!("slot {slot}        {content}{mark}");
     }

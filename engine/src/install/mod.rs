@@ -29,6 +29,7 @@ use record::{
 use crate::boot::{self, BootBackend, Slot};
 use crate::bundle::{BundleInput, BundleReader, Manifest, Sha256Hex, Target};
 use crate::config::{Config, SlotConfig};
+use crate::fsutil::FileLock;
 use crate::slot::{DirectorySlot, RawSlot};
 use crate::source::{self, ByteSource, HttpOptions};
 use crate::state::Journal;
@@ -86,10 +87,32 @@ pub struct Device {
     boot: Box<dyn BootBackend>,
     journal: Journal<DeviceState>,
     state: DeviceState,
+    /// Held while the device may be changed.
+    _lock: Option<FileLock>,
 }
 
 impl Device {
+    /// Opens the device to change it: takes the device lock, so that two Airlock processes
+    /// (say the daemon and an operator) never interleave transitions.
     pub fn open(config: Config) -> Result<Self, InstallError> {
+        let data_dir = &config.device.data_dir;
+        let lock_path = data_dir.join("lock");
+        let lock = std::fs::create_dir_all(data_dir)
+            .and_then(|()| FileLock::try_acquire(&lock_path))
+            .map_err(|e| InstallError::Refused(format!("cannot lock {}: {e}; check [device] data_dir", lock_path.display())))?
+            .ok_or_else(|| {
+                InstallError::Refused(format!(
+                    "another airlock process is working on this device (it holds {}); wait for it to finish",
+                    lock_path.display()
+                ))
+            })?;
+        let mut device = Self::open_read_only(config)?;
+        device._lock = Some(lock);
+        Ok(device)
+    }
+
+    /// Opens the device to look at it (`status`), without the lock.
+    pub fn open_read_only(config: Config) -> Result<Self, InstallError> {
         let boot = boot::open(&config.boot)?;
         let mut journal = Journal::open(&config.state_dir())?;
         let state = journal.load()?.unwrap_or_default();
@@ -98,6 +121,7 @@ impl Device {
             boot,
             journal,
             state,
+            _lock: None,
         })
     }
 
@@ -309,9 +333,8 @@ impl Device {
             self.boot.set_trial(u.target)?;
             faults::point("boot-trial-armed");
         }
-        for d in &u.directories {
-            self.directory(&d.class)?.switch_to(d.to)?;
-            faults::point("directory-switched");
+        if !u.needs_reboot {
+            self.switch_directories(&u)?;
         }
         if u.needs_reboot {
             if let Some(u) = self.state.update.as_mut() {
@@ -405,12 +428,23 @@ impl Device {
             self.state.update = Some(u.clone());
             self.store("journal-trial")?;
         }
+        // Directory slots go live with the new root filesystem, not before it.
+        self.switch_directories(&u)?;
         self.finish_commit(u.clone())?;
         report.actions.push(format!(
             "trial boot of {} in slot {} passed; committed",
             describe(&u.release),
             u.target
         ));
+        Ok(())
+    }
+
+    /// Points every directory slot of the update at its new side. Idempotent.
+    fn switch_directories(&self, u: &Update) -> Result<(), InstallError> {
+        for d in &u.directories {
+            self.directory(&d.class)?.switch_to(d.to)?;
+            faults::point("directory-switched");
+        }
         Ok(())
     }
 
@@ -512,7 +546,7 @@ impl Device {
             at: now(),
         });
         self.store("journal-abandoned")?;
-        warn!("update ended without commit: {reason}");
+        info!("update ended without commit: {reason}");
         Ok(())
     }
 
