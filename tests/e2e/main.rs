@@ -3,5 +3,8 @@
 
 mod support;
 
+mod bad_input;
 mod bundle_cli;
+mod http;
 mod install_flow;
+mod power_cut;

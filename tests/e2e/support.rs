@@ -342,3 +342,26 @@ impl Device {
         st
     }
 }
+
+/// `payload bytes X..Y` from a bad-chunk error: where the refused chunk starts.
+pub fn bad_chunk_start(e: &str) -> usize {
+    let rest = &e[e
+        .find("payload bytes ")
+        .expect("the error names the chunk's bytes")
+        + "payload bytes ".len()..];
+    rest[..rest.find("..").unwrap()].parse().unwrap()
+}
+
+/// Nothing at or after `from` in `slot` differs from `before`, and what comes before either is
+/// the image or was there before: no unverified byte reached the slot.
+pub fn assert_nothing_unverified(slot: &[u8], before: &[u8], image: &[u8], from: usize) {
+    assert!(
+        slot[from..] == before[from..],
+        "bytes from the refused chunk on (byte {from}) reached the slot"
+    );
+    let bad = (0..from).find(|&i| slot[i] != image[i] && slot[i] != before[i]);
+    assert!(
+        bad.is_none(),
+        "slot byte {bad:?} is neither the image nor what was there"
+    );
+}

@@ -23,7 +23,8 @@ use tracing::{info, warn};
 
 pub use error::InstallError;
 use record::{
-    DeviceState, DirectorySwitch, Ending, Outcome, Phase, Release, SlotContent, Update, now,
+    DeviceState, DirectorySwitch, Ending, Outcome, PendingEnding, Phase, Release, SlotContent,
+    Update, now,
 };
 
 use crate::boot::{self, BootBackend, Slot};
@@ -193,6 +194,12 @@ impl Device {
         let target = booted.other();
         let plan = self.plan(&manifest, target)?;
 
+        if let Some(u) = self.state.update.clone()
+            && let Some(pending) = u.ending.clone()
+        {
+            // An earlier command was interrupted while ending this update: finish that first.
+            self.abandon(u, pending.ending, &pending.reason)?;
+        }
         let pending = self.state.update.clone();
         let resuming = match &pending {
             Some(u) if u.manifest_sha256 == manifest_sha256 && u.target == target => {
@@ -248,6 +255,7 @@ impl Device {
                 })
                 .collect(),
             started: pending.filter(|_| resuming).map_or_else(now, |u| u.started),
+            ending: None,
         };
         // The record of the target slot goes in the same write that starts the update: from now
         // on it holds whatever the update has written so far, and the journal says so.
@@ -255,9 +263,10 @@ impl Device {
         if needs_reboot {
             self.state.set_slot(target, None);
         }
-        self.store("journal-fetching")?;
-        // A trial armed earlier for the target must never boot a half-written slot.
+        // A trial armed earlier for the target must never boot a half-written slot: disarm it
+        // before the journal says the slot is being written.
         self.boot.cancel_trial()?;
+        self.store("journal-fetching")?;
 
         let mut ctx = stream::Context {
             resuming,
@@ -363,6 +372,17 @@ impl Device {
                 .push(format!("booted slot {booted}; no update pending"));
             return Ok(report);
         };
+        if let Some(pending) = u.ending.clone() {
+            // Interrupted while ending the update: finish that, as decided.
+            let on_new_slot = u.needs_reboot && booted == u.target;
+            self.abandon(u, pending.ending, &pending.reason)?;
+            report
+                .actions
+                .push(format!("finished ending the update: {}", pending.reason));
+            // The power cut let the bootloader try the abandoned slot: go back to the old one.
+            report.reboot_needed = on_new_slot;
+            return Ok(report);
+        }
         match u.phase {
             Phase::Fetching => {
                 report.actions.push(format!(
@@ -525,7 +545,17 @@ impl Device {
 
     /// Ends the pending update without committing it: cancel the trial, switch directory slots
     /// back, record why. The old slots were never written, so they are as they were.
-    fn abandon(&mut self, u: Update, ending: Ending, reason: &str) -> Result<(), InstallError> {
+    fn abandon(&mut self, mut u: Update, ending: Ending, reason: &str) -> Result<(), InstallError> {
+        // Record the decision first, so that a power cut half-way through finishes this
+        // abandon, with this reason, instead of guessing one from the bootloader.
+        if u.ending.is_none() {
+            u.ending = Some(PendingEnding {
+                ending,
+                reason: reason.to_string(),
+            });
+            self.state.update = Some(u.clone());
+            self.store("journal-abandoning")?;
+        }
         self.boot.cancel_trial()?;
         // The primary slot is the one the update started from; make sure the bootloader agrees.
         if self.boot.primary()? != u.from {

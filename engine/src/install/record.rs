@@ -83,6 +83,16 @@ pub struct Update {
     /// Payload sha256s by slot class, recorded in the slot once switched.
     pub payloads: BTreeMap<String, Sha256Hex>,
     pub started: String,
+    /// Set once the update is being abandoned: how it ends and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ending: Option<PendingEnding>,
+}
+
+/// An end decided for the update but not yet carried out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingEnding {
+    pub ending: Ending,
+    pub reason: String,
 }
 
 /// How an update ended.

@@ -86,10 +86,29 @@ fn write_raw<R: BundleInput>(
     }
     let mut writer = slot.open_writer(info.size, start)?;
     let half = index.entries.len() as u64 / 2;
-    while let Some(chunk) = reader.next_chunk()? {
+    loop {
+        let chunk = match reader.next_chunk() {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => {
+                let e = InstallError::from(e);
+                if e.is_transport() {
+                    // The download broke off (retries used up, a file cut short) and the same
+                    // install will be run again: keep the verified chunks still in the writer's
+                    // buffer (up to 1 MiB), which dropping it would discard, so the next attempt
+                    // continues after them. Best effort: that attempt re-checks the slot anyway.
+                    let _ = writer.sync();
+                }
+                return Err(e);
+            }
+        };
         writer.write(chunk.data)?;
         let len = chunk.data.len() as u64;
         if chunk.number == half {
+            // A checkpoint: make the first half durable. The writer gathers up to 1 MiB before it
+            // writes anything out, so without this an install cut short here (power cut, kill)
+            // had written nothing of a small payload and the next attempt started from zero.
+            writer.sync()?;
             faults::point("payload-half-written");
         }
         ctx.advance(len);

@@ -29,6 +29,9 @@ use super::{ByteSource, SourceError};
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Buffer for bytes read only to be discarded.
 const DISCARD_BUFFER: usize = 64 * 1024;
+/// A forward skip up to this long reads through the open response instead of making a new
+/// request (a request costs a round trip; this many bytes cost about as much on a slow link).
+const SKIP_BY_READING: u64 = 64 * 1024;
 
 /// How patient an HTTP download is.
 #[derive(Clone, Debug)]
@@ -483,10 +486,21 @@ impl ByteSource for HttpSource {
                 len,
             });
         }
+        // A short hop within the open response (the padding after a tar entry, a few bytes) is
+        // read through and discarded: a new request per hop made a plain install issue one
+        // Range request per bundle entry, and a one-shot fault (a drop, a stall) on the first
+        // response was never reached.
+        let short_hop = self.stream.as_ref().is_some_and(|s| {
+            s.at == self.pos
+                && offset - self.pos <= SKIP_BY_READING
+                && s.end.is_none_or(|end| offset <= end)
+        });
         self.pos = offset;
         if self.ranges_ignored {
             // Keep reading the open response; read() discards up to the new position.
             self.warn_if_discarding();
+        } else if short_hop {
+            // read() discards up to the new position from the open response.
         } else {
             // The next read() asks for the bytes from here.
             self.stream = None;
@@ -827,6 +841,22 @@ mod tests {
         assert!(matches!(err, SourceError::SkipBackwards { .. }), "{err}");
         let err = src.skip_to(SIZE as u64 + 1).unwrap_err();
         assert!(matches!(err, SourceError::SkipPastEnd { .. }), "{err}");
+    }
+
+    #[test]
+    fn short_skip_reads_through_the_open_response() {
+        // Skipping a tar entry's padding must not cost a new request.
+        let data = content(16);
+        let (server, url) = serve(&data);
+        let mut src = HttpSource::open(&url, &options()).unwrap();
+        let mut head = [0u8; 1000];
+        src.read_exact(&mut head).unwrap();
+        src.skip_to(1536).unwrap();
+        let mut piece = [0u8; 1000];
+        src.read_exact(&mut piece).unwrap();
+        assert_eq!(piece, data[1536..2536]);
+        assert_eq!(ranges(&server), [None]);
+        assert_eq!(src.bytes_transferred(), 2536);
     }
 
     #[test]
