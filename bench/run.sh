@@ -4,6 +4,7 @@
 #   bench/run.sh            all sections
 #   bench/run.sh bundle     build and verify a bundle of a 256 MiB image
 #   bench/run.sh install    install 256 MiB from a file and from loopback HTTP; peak RSS at 256 MiB and 1 GiB
+#   bench/run.sh plugin     a trivial check plugin: first call, cached load, warm call, vs /bin/sh
 #
 # Images come from ../shared/bench/make-image.sh (half random, a quarter zeros, a quarter text),
 # copied here as bench/make-image.sh so the figures compare across issues.
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 out=${BENCH_DIR:-$root/bench/out}
 mkdir -p "$out"
-sections=${*:-bundle install}
+sections=${*:-bundle install plugin}
 
 echo "building airlock (release)…" >&2
 cargo build --release -q -p airlock
@@ -90,4 +91,9 @@ if [[ " $sections " == *" install "* ]]; then
   read -r s m < <(measure zstd -dc "$out/img256.zst")
   row "baseline: zstd -dc image.zst" "$s" "$m" 256
   echo "  peak RSS of the install: $(( rss256 / 1024 )) MiB at 256 MiB, $(( rss1024 / 1024 )) MiB at 1 GiB (must stay flat)"
+fi
+
+if [[ " $sections " == *" plugin "* ]]; then
+  "$root/plugins/build.sh" >/dev/null
+  cargo bench -q -p airlock --bench plugin_call 2>/dev/null
 fi

@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::boot::BootConfig;
+use crate::chain::Chain;
+use crate::plugin::PluginConfig;
 
 /// Where the configuration lives unless `--config` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/airlock/airlock.toml";
@@ -34,6 +36,10 @@ pub struct Config {
     /// Slot classes by name (`rootfs`, `app`, …).
     pub slots: BTreeMap<String, SlotConfig>,
     pub download: DownloadConfig,
+    /// `[plugins.NAME]`: every plugin the device may run, with its limits and capabilities.
+    pub plugins: BTreeMap<String, PluginConfig>,
+    /// The plugin chain in force for this device's type.
+    pub chain: Chain,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +143,10 @@ struct RawConfig {
     slots: BTreeMap<String, SlotTable>,
     #[serde(default)]
     download: DownloadConfig,
+    #[serde(default)]
+    plugins: BTreeMap<String, PluginConfig>,
+    #[serde(default)]
+    chain: toml::Table,
 }
 
 fn default_cmdline() -> PathBuf {
@@ -243,6 +253,25 @@ impl Config {
         }
         let mut download = raw.download;
         download.ca_file = download.ca_file.map(|p| resolve(&p));
+        let mut plugins = raw.plugins;
+        for (name, plugin) in &mut plugins {
+            crate::bundle::check_slot_class(name)
+                .map_err(|e| invalid(format!("[plugins.{name}]: {e}")))?;
+            plugin.path = resolve(&plugin.path);
+            for dir in &mut plugin.dirs {
+                dir.host = resolve(&dir.host);
+            }
+        }
+        let chain = Chain::from_table(&raw.chain, &device.device_type).map_err(invalid)?;
+        for (name, world) in chain.named() {
+            let bundled_installer =
+                world == crate::plugin::World::Installer && chain.bundled_plugins;
+            if !plugins.contains_key(name) && !bundled_installer {
+                return Err(invalid(format!(
+                    "the chain names plugin {name:?} ({world}), but there is no [plugins.{name}] table; add one with its path"
+                )));
+            }
+        }
         Ok(Config {
             path: path.to_owned(),
             device,
@@ -250,7 +279,14 @@ impl Config {
             boot,
             slots,
             download,
+            plugins,
+            chain,
         })
+    }
+
+    /// Where compiled plugins are cached.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.device.data_dir.join("plugin-cache")
     }
 
     /// Where the state journal lives.

@@ -12,10 +12,12 @@
 
 pub mod boot;
 pub mod bundle;
+pub mod chain;
 pub mod config;
 pub mod fsutil;
 pub mod install;
 pub mod keys;
+pub mod plugin;
 pub mod slot;
 pub mod source;
 pub mod state;

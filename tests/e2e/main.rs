@@ -7,4 +7,5 @@ mod bad_input;
 mod bundle_cli;
 mod http;
 mod install_flow;
+mod plugins;
 mod power_cut;

@@ -365,3 +365,170 @@ pub fn assert_nothing_unverified(slot: &[u8], before: &[u8], image: &[u8], from:
         "slot byte {bad:?} is neither the image nor what was there"
     );
 }
+
+// ---- Helpers for the plugin tests (plugins.rs) ----
+
+/// The components of the plugins/ workspace that the plugin tests use.
+pub const PLUGIN_ARTIFACTS: [&str; 12] = [
+    "archive_installer.wasm",
+    "disk_space.wasm",
+    "http_health.wasm",
+    "maintenance_window.wasm",
+    "systemd_unit.wasm",
+    "hostile_flood_output.wasm",
+    "hostile_forbidden_dir.wasm",
+    "hostile_forbidden_url.wasm",
+    "hostile_loop_forever.wasm",
+    "hostile_oom.wasm",
+    "hostile_stack_overflow.wasm",
+    "hostile_trap.wasm",
+];
+
+/// The folder holding the built plugins (`plugins/target/wasm32-wasip2/release`). The first
+/// call of the test process runs `plugins/build.sh` (a second or so when nothing changed);
+/// later calls wait for it and share its result. Panics, saying what to do, when the
+/// wasm32-wasip2 target is missing or the build fails: the plugin tests never pass silently.
+pub fn plugin_artifacts() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(build_plugins)
+}
+
+fn build_plugins() -> PathBuf {
+    const TARGET: &str = "wasm32-wasip2";
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins")
+        .canonicalize()
+        .expect("the plugins/ folder next to engine/");
+    let build = plugins.join("build.sh");
+    // build.sh would `rustup target add` a missing target, which needs the network: check
+    // first and say what to install instead.
+    match Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    {
+        Ok(out) if out.status.success() => assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET),
+            "the plugin tests need the Rust target {TARGET}, which is not installed: \
+             run `rustup target add {TARGET}`, then `{}`",
+            build.display()
+        ),
+        other => panic!(
+            "the plugin tests build their plugins with rustup's {TARGET} target, but \
+             `rustup target list --installed` did not run ({other:?}): install rustup \
+             (https://rustup.rs), run `rustup target add {TARGET}`, then `{}`",
+            build.display()
+        ),
+    }
+    let out = Command::new("bash")
+        .arg(&build)
+        // plugins/ is a workspace with its own target dir; an inherited override would put
+        // the components where build.sh does not look.
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `bash {}`: {e}", build.display()));
+    assert!(
+        out.status.success(),
+        "building the plugins failed; run `{}` to see why and fix it (it needs rustup's \
+         {TARGET} target: `rustup target add {TARGET}`):\n{}",
+        build.display(),
+        show(&out)
+    );
+    let dir = plugins.join("target").join(TARGET).join("release");
+    for wasm in PLUGIN_ARTIFACTS {
+        assert!(
+            dir.join(wasm).is_file(),
+            "`{}` succeeded but left no {wasm} in {}; run it by hand and check its output",
+            build.display(),
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// `path` as a TOML literal string.
+pub fn toml_path(path: &Path) -> String {
+    let text = path.to_str().expect("a UTF-8 path");
+    assert!(
+        !text.contains('\'') && !text.contains('\n'),
+        "cannot quote {text:?}"
+    );
+    format!("'{text}'")
+}
+
+/// `airlock` exited 0 or 1 and did not panic; the only panic text allowed is a hostile
+/// plugin's own, quoted from its stderr (its source path is under `hostile/`). Returns
+/// stdout and stderr together.
+pub fn assert_contained(out: &Output, what: &str) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{what}: airlock went down:\n{}",
+        show(out)
+    );
+    for line in text.lines() {
+        assert!(
+            !line.contains("panicked") || line.contains("hostile/"),
+            "{what}: airlock panicked:\n{}",
+            show(out)
+        );
+    }
+    text
+}
+
+impl Workspace {
+    /// Builds a bundle from `spec`, the text of a bundle.toml (paths relative to the workspace).
+    pub fn bundle_from_spec(&self, out: &str, spec: &str) -> PathBuf {
+        let spec = self.file(&format!("{out}.toml"), spec.as_bytes());
+        let path = self.path(out);
+        ok(&[
+            "bundle",
+            "create",
+            spec.to_str().unwrap(),
+            "--key",
+            self.key().to_str().unwrap(),
+            "-o",
+            path.to_str().unwrap(),
+        ]);
+        path
+    }
+}
+
+impl Device {
+    /// Appends `[plugins.NAME]` running the built component `wasm` (e.g. `"http_health.wasm"`),
+    /// then `extra`: more keys of that table, then its sub-tables (`[plugins.NAME.config]`).
+    pub fn add_plugin(&self, name: &str, wasm: &str, extra: &str) {
+        let path = plugin_artifacts().join(wasm);
+        self.append_config(&format!(
+            "[plugins.{name}]\npath = {}\n{extra}\n",
+            toml_path(&path)
+        ));
+    }
+
+    /// Appends the `[chain]` table with `keys` (e.g. `check = ["health"]`).
+    pub fn set_chain(&self, keys: &str) {
+        self.append_config(&format!("[chain]\n{keys}\n"));
+    }
+
+    /// The newest valid copy of the state journal (format in engine/src/state.rs): its
+    /// generation and record.
+    pub fn journal(&self) -> (u64, Value) {
+        (0..2)
+            .filter_map(|i| std::fs::read(self.dir.join(format!("data/state/journal.{i}"))).ok())
+            .filter(|b| b.len() > 37)
+            .map(|b| {
+                let generation = u64::from_le_bytes(b[20..28].try_into().unwrap());
+                let record = serde_json::from_slice(&b[37..]).expect("a journal record");
+                (generation, record)
+            })
+            .max_by_key(|(g, _)| *g)
+            .expect("the device has a state journal")
+    }
+}

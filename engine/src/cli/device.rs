@@ -122,6 +122,7 @@ pub fn status(config: &Path, json: bool) -> Result<()> {
             "committed": state.committed,
             "update": state.update,
             "last_result": state.last_result,
+            "retry": state.retry,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -185,6 +186,18 @@ fn print_status(
         ),
         None => println!("update        none pending"),
     }
+    if let Some(r) = &state.retry {
+        let at = humantime::format_rfc3339_seconds(
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(r.not_before),
+        );
+        println!(
+            "retry         {} after {at}: hook {} asked to wait at {} (attempt {})",
+            describe(&r.release),
+            r.plugin,
+            r.stage,
+            r.attempts
+        );
+    }
     if let Some(o) = &state.last_result {
         let what = match o.result {
             Ending::Committed => "committed",
@@ -203,4 +216,26 @@ fn print_status(
             o.at
         );
     }
+}
+
+/// `airlock reboot`: the reboot-enter hooks may veto or postpone, then the system reboots.
+pub fn reboot(config: &Path) -> Result<()> {
+    let mut device = open(config)?;
+    device.before_reboot()?;
+    drop(device);
+    system_reboot()
+}
+
+/// Reboots the machine through systemd.
+pub fn system_reboot() -> Result<()> {
+    let status = std::process::Command::new("systemctl")
+        .arg("reboot")
+        .status()
+        .map_err(|e| {
+            anyhow::anyhow!("cannot run `systemctl reboot`: {e}; reboot the device by other means")
+        })?;
+    if !status.success() {
+        anyhow::bail!("`systemctl reboot` failed ({status}); reboot the device by other means");
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 mod bundle;
 mod device;
 mod key;
+mod plugin;
 mod progress;
 mod sim;
 
@@ -22,8 +23,8 @@ struct Cli {
     /// More log output (-v: info, -vv: debug, -vvv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// The device configuration.
-    #[arg(long, global = true, env = "AIRLOCK_CONFIG", default_value = airlock::config::DEFAULT_PATH)]
+    /// The device configuration (give it before the command: `airlock --config FILE install …`).
+    #[arg(long, env = "AIRLOCK_CONFIG", default_value = airlock::config::DEFAULT_PATH)]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -47,6 +48,9 @@ enum Command {
     Boot {
         #[arg(long)]
         json: bool,
+        /// When a failed trial needs a reboot back into the old slot, reboot now.
+        #[arg(long)]
+        reboot: bool,
     },
     /// Show the booted slot, what each slot holds, the pending update and the last result.
     Status {
@@ -57,6 +61,11 @@ enum Command {
     Commit,
     /// Abandon the pending update; the old slot stays or becomes active again.
     Rollback,
+    /// Run, inspect and precompile plugins on a workstation.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Run the reboot-enter hooks, then reboot into the pending update (`systemctl reboot`).
+    Reboot,
     /// A simulated device in a folder.
     #[command(subcommand)]
     Sim(sim::SimCommand),
@@ -69,11 +78,19 @@ pub fn main() -> ExitCode {
         Command::Key(cmd) => key::run(cmd),
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Install { source, json } => device::install(&cli.config, &source, json),
-        Command::Boot { json } => device::boot(&cli.config, json).map(|_| ()),
+        Command::Boot { json, reboot } => device::boot(&cli.config, json).and_then(|needed| {
+            if needed && reboot {
+                device::system_reboot()
+            } else {
+                Ok(())
+            }
+        }),
         Command::Status { json } => device::status(&cli.config, json),
         Command::Commit => device::commit(&cli.config),
         Command::Rollback => device::rollback(&cli.config),
         Command::Sim(cmd) => sim::run(cmd),
+        Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Reboot => device::reboot(&cli.config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -114,4 +131,13 @@ fn error_chain(e: &anyhow::Error) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -113,6 +113,8 @@ fn reboot(dir: &Path, fail: bool) -> Result<()> {
         );
     };
     let env = env.clone();
+    // What `airlock reboot` does on a device: the reboot-enter hooks may veto or postpone.
+    super::device::open(&config_path)?.before_reboot()?;
     let booted = boot::sim_reboot(&env, fail)?;
     println!(
         "simulated reboot{}: booted slot {booted}",

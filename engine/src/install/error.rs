@@ -60,6 +60,23 @@ pub enum InstallError {
         "the device booted slot {booted} but the committed slot is {primary}; run `airlock boot` to settle the pending state first"
     )]
     NotOnPrimary { booted: Slot, primary: Slot },
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::PluginError),
+    #[error("hook {plugin} aborted the update at {stage}: {reason}")]
+    HookAborted {
+        plugin: String,
+        stage: String,
+        reason: String,
+    },
+    #[error(
+        "hook {plugin} asked to try again later (at {stage}); run the install again after {at} ({seconds} s from now)"
+    )]
+    RetryLater {
+        plugin: String,
+        stage: String,
+        seconds: u64,
+        at: String,
+    },
     #[error("{0}")]
     Refused(String),
 }

@@ -12,6 +12,7 @@
 
 mod error;
 pub mod faults;
+mod plugins;
 pub mod record;
 mod stream;
 
@@ -22,15 +23,18 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 pub use error::InstallError;
+pub use plugins::HookOutcome;
+use plugins::PluginRunner;
 use record::{
-    DeviceState, DirectorySwitch, Ending, Outcome, PendingEnding, Phase, Release, SlotContent,
-    Update, now,
+    DeviceState, DirectorySwitch, Ending, Outcome, PendingEnding, Phase, Release, Retry,
+    SlotContent, Update, now,
 };
 
 use crate::boot::{self, BootBackend, Slot};
 use crate::bundle::{BundleInput, BundleReader, Manifest, Sha256Hex, Target};
 use crate::config::{Config, SlotConfig};
 use crate::fsutil::FileLock;
+use crate::plugin::Stage;
 use crate::slot::{DirectorySlot, RawSlot};
 use crate::source::{self, ByteSource, HttpOptions};
 use crate::state::Journal;
@@ -88,6 +92,7 @@ pub struct Device {
     boot: Box<dyn BootBackend>,
     journal: Journal<DeviceState>,
     state: DeviceState,
+    plugins: PluginRunner,
     /// Held while the device may be changed.
     _lock: Option<FileLock>,
 }
@@ -117,11 +122,13 @@ impl Device {
         let boot = boot::open(&config.boot)?;
         let mut journal = Journal::open(&config.state_dir())?;
         let state = journal.load()?.unwrap_or_default();
+        let plugins = PluginRunner::new(&config);
         Ok(Self {
             config,
             boot,
             journal,
             state,
+            plugins,
             _lock: None,
         })
     }
@@ -192,7 +199,34 @@ impl Device {
         info!(bundle = %manifest.name, version = %manifest.version, signers = ?reader.signers(), "bundle signature verified");
         self.check_policy(&manifest)?;
         let target = booted.other();
+        self.take_bundled_plugins(&mut reader)?;
         let plan = self.plan(&manifest, target)?;
+        let release = Release {
+            bundle: manifest.name.clone(),
+            version: manifest.version.clone(),
+        };
+        self.check_retry(&manifest_sha256)?;
+        // Every plugin this update will need must load, as the world the chain names it for,
+        // before anything is written: otherwise a missing or mistyped check plugin is found
+        // only on the trial boot, after a reboot spent on an update that can only roll back.
+        let installers: Vec<&str> = plan
+            .iter()
+            .filter_map(|p| match p {
+                PayloadPlan::Plugin { name } => Some(name.as_str()),
+                PayloadPlan::Raw(_) | PayloadPlan::Directory { .. } => None,
+            })
+            .collect();
+        self.plugins.preflight(&installers)?;
+        let slot_name = plan
+            .iter()
+            .any(|p| matches!(p, PayloadPlan::Raw(_)))
+            .then(|| target.to_string());
+        self.gate(
+            Stage::DownloadEnter,
+            &release,
+            &manifest_sha256,
+            slot_name.clone(),
+        )?;
 
         if let Some(u) = self.state.update.clone()
             && let Some(pending) = u.ending.clone()
@@ -231,14 +265,19 @@ impl Device {
                         to: from.other(),
                     })
                 }
-                PayloadPlan::Raw(_) => None,
+                PayloadPlan::Raw(_) | PayloadPlan::Plugin { .. } => None,
+            })
+            .collect();
+        let installers = manifest
+            .payloads
+            .iter()
+            .filter_map(|p| match &p.target {
+                Target::Installer(plugin) => Some((p.name.clone(), plugin.clone())),
+                Target::Slot(_) => None,
             })
             .collect();
         let update = Update {
-            release: Release {
-                bundle: manifest.name.clone(),
-                version: manifest.version.clone(),
-            },
+            release: release.clone(),
             manifest_sha256,
             source: location.to_string(),
             target,
@@ -255,6 +294,7 @@ impl Device {
                 })
                 .collect(),
             started: pending.filter(|_| resuming).map_or_else(now, |u| u.started),
+            installers,
             ending: None,
         };
         // The record of the target slot goes in the same write that starts the update: from now
@@ -275,7 +315,23 @@ impl Device {
             total: manifest.payloads.iter().map(|p| p.size).sum(),
             resumed: 0,
         };
-        match stream::write_payloads(&mut reader, &plan, &mut ctx) {
+        let plugin_ctx = plugins::context(
+            &self.config,
+            &self.state,
+            &release,
+            slot_name.clone(),
+            Stage::Install,
+        );
+        let runner = &mut self.plugins;
+        let mut install_with_plugin =
+            |name: &str,
+             payload: crate::plugin::PayloadInfo,
+             data: &mut (dyn std::io::Read + Send)| {
+                let mut ctx = plugin_ctx.clone();
+                ctx.payload = Some(payload);
+                runner.install(name, &ctx, data)
+            };
+        match stream::write_payloads(&mut reader, &plan, &mut ctx, &mut install_with_plugin) {
             Ok(()) => {}
             Err(e) if e.is_transport() => {
                 warn!(
@@ -293,11 +349,31 @@ impl Device {
         }
         let resumed = ctx.resumed;
         let transferred = reader.into_inner().bytes_transferred();
+        self.gate(
+            Stage::DownloadLeave,
+            &release,
+            &manifest_sha256,
+            slot_name.clone(),
+        )?;
+        self.gate(
+            Stage::InstallEnter,
+            &release,
+            &manifest_sha256,
+            slot_name.clone(),
+        )?;
         if let Some(u) = self.state.update.as_mut() {
             u.phase = Phase::Switching;
         }
         self.store("journal-switching")?;
         let committed = self.finish_switch()?;
+        if !committed {
+            self.gate(
+                Stage::InstallLeave,
+                &release,
+                &manifest_sha256,
+                slot_name.clone(),
+            )?;
+        }
         Ok(InstallReport {
             bundle: manifest.name.clone(),
             version: manifest.version.clone(),
@@ -450,11 +526,39 @@ impl Device {
         }
         // Directory slots go live with the new root filesystem, not before it.
         self.switch_directories(&u)?;
+        let slot = Some(u.target.to_string());
+        let ctx = plugins::context(&self.config, &self.state, &u.release, slot, Stage::Check);
+        let verdict = match self.plugins.run_checks(&ctx)? {
+            Some((plugin, reason)) => Some(format!("check {plugin} failed: {reason}")),
+            None => match self.plugins.run_hooks(Stage::CommitEnter, &ctx)? {
+                HookOutcome::Abort { plugin, reason } => {
+                    Some(format!("hook {plugin} aborted the commit: {reason}"))
+                }
+                HookOutcome::RetryLater { plugin, .. } => {
+                    warn!(plugin = %plugin, "retry-later at commit-enter cannot wait across a reboot; committing");
+                    None
+                }
+                HookOutcome::Proceed => None,
+            },
+        };
+        if let Some(reason) = verdict {
+            let from = u.from;
+            self.abandon(u, Ending::RolledBack, &reason)?;
+            report.actions.push(format!("rolled back: {reason}"));
+            report.actions.push(format!("rebooting into slot {from}"));
+            report.reboot_needed = true;
+            return Ok(());
+        }
         self.finish_commit(u.clone())?;
         report.actions.push(format!(
-            "trial boot of {} in slot {} passed; committed",
+            "trial boot of {} in slot {} passed{}; committed",
             describe(&u.release),
-            u.target
+            u.target,
+            if self.config.chain.checks.is_empty() {
+                ""
+            } else {
+                " its checks"
+            }
         ));
         Ok(())
     }
@@ -470,6 +574,16 @@ impl Device {
 
     /// Makes the update permanent. Idempotent.
     fn finish_commit(&mut self, u: Update) -> Result<(), InstallError> {
+        let slot = u.needs_reboot.then(|| u.target.to_string());
+        let ctx = plugins::context(
+            &self.config,
+            &self.state,
+            &u.release,
+            slot,
+            Stage::CommitLeave,
+        );
+        // Installers make their part permanent first: if one cannot, nothing is committed yet.
+        self.plugins.finish_installers(&u, &ctx, true)?;
         if u.needs_reboot {
             self.boot.commit(u.target)?;
             faults::point("boot-committed");
@@ -484,6 +598,7 @@ impl Device {
         });
         self.store("journal-committed")?;
         info!(bundle = %u.release.bundle, version = %u.release.version, "committed");
+        self.plugins.notify(Stage::CommitLeave, &ctx);
         Ok(())
     }
 
@@ -556,6 +671,16 @@ impl Device {
             self.state.update = Some(u.clone());
             self.store("journal-abandoning")?;
         }
+        let slot = u.needs_reboot.then(|| u.target.to_string());
+        let (enter, leave) = match ending {
+            Ending::Failed => (Stage::Failure, None),
+            _ => (Stage::RollbackEnter, Some(Stage::RollbackLeave)),
+        };
+        let ctx = plugins::context(&self.config, &self.state, &u.release, slot, enter);
+        self.plugins.notify(enter, &ctx);
+        if let Err(e) = self.plugins.finish_installers(&u, &ctx, false) {
+            warn!("installer plugins could not roll back: {e}");
+        }
         self.boot.cancel_trial()?;
         // The primary slot is the one the update started from; make sure the bootloader agrees.
         if self.boot.primary()? != u.from {
@@ -577,7 +702,179 @@ impl Device {
         });
         self.store("journal-abandoned")?;
         info!("update ended without commit: {reason}");
+        if let Some(leave) = leave {
+            self.plugins.notify(leave, &ctx);
+        }
         Ok(())
+    }
+
+    /// Runs the hooks of a stage before anything irreversible and acts on their answer:
+    /// abort ends the update (or refuses it, before it started), retry-later is recorded and
+    /// honoured by the next attempt, up to the chain's retry limit.
+    fn gate(
+        &mut self,
+        stage: Stage,
+        release: &Release,
+        sha: &Sha256Hex,
+        slot: Option<String>,
+    ) -> Result<(), InstallError> {
+        if self.plugins.chain().hooks(stage).is_empty() {
+            return Ok(());
+        }
+        let ctx = plugins::context(&self.config, &self.state, release, slot, stage);
+        let (plugin, reason) = match self.plugins.run_hooks(stage, &ctx)? {
+            HookOutcome::Proceed => {
+                if self
+                    .state
+                    .retry
+                    .as_ref()
+                    .is_some_and(|r| r.manifest_sha256 == *sha && r.stage == stage.as_str())
+                {
+                    self.state.retry = None;
+                    self.store("journal-retry-cleared")?;
+                }
+                return Ok(());
+            }
+            HookOutcome::RetryLater { plugin, seconds } => {
+                let attempts = self
+                    .state
+                    .retry
+                    .as_ref()
+                    .filter(|r| r.manifest_sha256 == *sha && r.stage == stage.as_str())
+                    .map_or(0, |r| r.attempts)
+                    + 1;
+                let limit = self.plugins.chain().retry_limit;
+                if attempts > limit {
+                    let reason = format!(
+                        "asked to retry later {attempts} times; the chain's retry-limit is {limit}"
+                    );
+                    (plugin, reason)
+                } else {
+                    let not_before = unix_now() + u64::from(seconds);
+                    self.state.retry = Some(Retry {
+                        release: release.clone(),
+                        manifest_sha256: *sha,
+                        stage: stage.as_str().to_string(),
+                        plugin: plugin.clone(),
+                        not_before,
+                        attempts,
+                    });
+                    self.store("journal-retry-later")?;
+                    return Err(InstallError::RetryLater {
+                        plugin,
+                        stage: stage.to_string(),
+                        seconds: u64::from(seconds),
+                        at: unix_to_rfc3339(not_before),
+                    });
+                }
+            }
+            HookOutcome::Abort { plugin, reason } => (plugin, reason),
+        };
+        let err = InstallError::HookAborted {
+            plugin,
+            stage: stage.to_string(),
+            reason,
+        };
+        self.state.retry = None;
+        // Only this bundle's update ends here; another one waiting for its reboot is not ours.
+        match self
+            .state
+            .update
+            .clone()
+            .filter(|u| u.manifest_sha256 == *sha)
+        {
+            Some(u) => {
+                let ending = if u.phase >= Phase::Installed {
+                    Ending::RolledBack
+                } else {
+                    Ending::Failed
+                };
+                self.abandon(u, ending, &err.to_string())?;
+            }
+            None => {
+                self.state.last_result = Some(Outcome {
+                    release: release.clone(),
+                    result: Ending::Failed,
+                    reason: Some(err.to_string()),
+                    at: now(),
+                });
+                self.store("journal-refused-by-hook")?;
+            }
+        }
+        Err(err)
+    }
+
+    /// Refuses to try a bundle again before the time a hook asked for.
+    fn check_retry(&self, sha: &Sha256Hex) -> Result<(), InstallError> {
+        if let Some(r) = &self.state.retry
+            && r.manifest_sha256 == *sha
+            && unix_now() < r.not_before
+        {
+            return Err(InstallError::RetryLater {
+                plugin: r.plugin.clone(),
+                stage: r.stage.clone(),
+                seconds: r.not_before - unix_now(),
+                at: unix_to_rfc3339(r.not_before),
+            });
+        }
+        Ok(())
+    }
+
+    /// Saves the installer plugins a bundle brings, when the chain allows bundled plugins and
+    /// one of the bundle's payloads names them. Verified against the signed manifest already.
+    fn take_bundled_plugins<R: BundleInput>(
+        &mut self,
+        reader: &mut BundleReader<R>,
+    ) -> Result<(), InstallError> {
+        let wanted: Vec<String> = reader
+            .manifest()
+            .payloads
+            .iter()
+            .filter_map(|p| match &p.target {
+                Target::Installer(name) => Some(name.clone()),
+                Target::Slot(_) => None,
+            })
+            .collect();
+        while let Some((info, bytes)) = reader.next_plugin()? {
+            if !wanted.contains(&info.name) {
+                continue;
+            }
+            if !self.config.chain.bundled_plugins {
+                info!(plugin = %info.name, "the bundle brings a plugin but [chain] bundled-plugins is off; using the device's own");
+                continue;
+            }
+            let dir = self.config.device.data_dir.join("bundled-plugins");
+            let path = dir.join(format!("{}.wasm", info.name));
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| crate::fsutil::atomic_write(&path, &bytes))
+                .map_err(|e| {
+                    InstallError::Refused(format!(
+                        "cannot save bundled plugin {} to {}: {e}",
+                        info.name,
+                        path.display()
+                    ))
+                })?;
+            self.plugins.use_bundled(&info.name, path);
+        }
+        Ok(())
+    }
+
+    /// Runs the reboot-enter hooks before the device reboots into a pending update. An abort
+    /// cancels the update; retry-later is recorded and refused until its time.
+    pub fn before_reboot(&mut self) -> Result<(), InstallError> {
+        let Some(u) = self.state.update.clone() else {
+            return Ok(());
+        };
+        if u.phase != Phase::Installed {
+            return Ok(());
+        }
+        self.check_retry(&u.manifest_sha256)?;
+        self.gate(
+            Stage::RebootEnter,
+            &u.release,
+            &u.manifest_sha256,
+            Some(u.target.to_string()),
+        )
     }
 
     fn fail(&mut self, u: Update, reason: &str) -> Result<(), InstallError> {
@@ -629,6 +926,9 @@ impl Device {
             .payloads
             .iter()
             .map(|p| match &p.target {
+                Target::Installer(plugin) if self.config.chain.installers.contains(plugin) => {
+                    Ok(PayloadPlan::Plugin { name: plugin.clone() })
+                }
                 Target::Installer(plugin) => {
                     Err(InstallError::NoInstaller { payload: p.name.clone(), plugin: plugin.clone() })
                 }
@@ -674,7 +974,14 @@ impl Device {
 /// Where one payload goes.
 pub(crate) enum PayloadPlan {
     Raw(RawSlot),
-    Directory { class: String, slot: DirectorySlot },
+    Directory {
+        class: String,
+        slot: DirectorySlot,
+    },
+    /// Handed to an installer plugin.
+    Plugin {
+        name: String,
+    },
 }
 
 fn raw_payloads(config: &Config, u: &Update) -> BTreeMap<String, Sha256Hex> {
@@ -696,4 +1003,15 @@ pub fn phase_name(p: Phase) -> &'static str {
         Phase::Installed => "installed, waiting for a reboot",
         Phase::Trial => "on trial",
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn unix_to_rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .to_string()
 }

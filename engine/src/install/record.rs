@@ -25,6 +25,21 @@ pub struct DeviceState {
     /// How the last update ended.
     #[serde(default)]
     pub last_result: Option<Outcome>,
+    /// A hook asked to try again later: when, and how often it has asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+}
+
+/// A hook's retry-later answer, honoured across runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retry {
+    pub release: Release,
+    pub manifest_sha256: Sha256Hex,
+    pub stage: String,
+    pub plugin: String,
+    /// Unix seconds before which the update is not tried again.
+    pub not_before: u64,
+    pub attempts: u32,
 }
 
 /// A bundle name and version.
@@ -83,6 +98,10 @@ pub struct Update {
     /// Payload sha256s by slot class, recorded in the slot once switched.
     pub payloads: BTreeMap<String, Sha256Hex>,
     pub started: String,
+    /// Payloads handed to installer plugins: (payload, plugin). They are told at commit and
+    /// rollback.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub installers: Vec<(String, String)>,
     /// Set once the update is being abandoned: how it ends and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ending: Option<PendingEnding>,

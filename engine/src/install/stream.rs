@@ -8,6 +8,7 @@ use tracing::{debug, info};
 
 use super::{InstallError, PayloadPlan, Progress, faults};
 use crate::bundle::{BundleError, BundleInput, BundleReader, ChunkIndex};
+use crate::plugin::PayloadInfo;
 use crate::slot::RawSlot;
 
 pub(crate) struct Context<'a> {
@@ -30,15 +31,43 @@ impl Context<'_> {
     }
 }
 
-pub(crate) fn write_payloads<R: BundleInput>(
+/// Hands one payload to an installer plugin: (plugin name, payload, verified bytes).
+pub(crate) type PluginInstall<'a> =
+    dyn FnMut(&str, PayloadInfo, &mut (dyn Read + Send)) -> Result<(), InstallError> + 'a;
+
+pub(crate) fn write_payloads<R: BundleInput + Send>(
     reader: &mut BundleReader<R>,
     plan: &[PayloadPlan],
     ctx: &mut Context<'_>,
+    plugin_install: &mut PluginInstall<'_>,
 ) -> Result<(), InstallError> {
     while let Some(n) = reader.next_payload()? {
         let name = reader.manifest().payloads[n].name.clone();
         match &plan[n] {
             PayloadPlan::Raw(slot) => write_raw(reader, n, slot, ctx)?,
+            PayloadPlan::Plugin { name: plugin } => {
+                let p = &reader.manifest().payloads[n];
+                let info = PayloadInfo {
+                    name: p.name.clone(),
+                    size: p.size,
+                    sha256: p.sha256.to_string(),
+                };
+                let size = p.size;
+                info!(payload = %name, plugin = %plugin, "handing the payload to its installer plugin");
+                let mut chunks = ChunkRead {
+                    reader,
+                    buf: Vec::new(),
+                    pos: 0,
+                    error: None,
+                };
+                let result = plugin_install(plugin, info, &mut chunks);
+                if let Some(e) = chunks.error.take() {
+                    return Err(e.into());
+                }
+                result?;
+                ctx.advance(size);
+                faults::point("installer-plugin-done");
+            }
             PayloadPlan::Directory { slot, class } => {
                 let to = slot.active()?.other();
                 info!(payload = %name, class = %class, dir = %slot.dir(to).display(), "unpacking");

@@ -1,0 +1,327 @@
+//! `airlock plugin …`: run, inspect and precompile plugins on a workstation, in the same sandbox
+//! a device uses.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use airlock::plugin::{
+    self, CheckVerdict, DirGrant, HookVerdict, PayloadInfo, PluginConfig, PluginContext,
+    PluginHost, Release, Stage, World,
+};
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use serde_json::json;
+
+#[derive(Subcommand)]
+pub enum PluginCommand {
+    /// Run a plugin against a made-up update, with the sandbox of a device.
+    Run {
+        plugin: PathBuf,
+        /// The stage to run a hook at (default download-enter).
+        #[arg(long)]
+        stage: Option<Stage>,
+        /// A config value handed to the plugin (repeatable): --config url=http://…
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// A URL the plugin may GET (repeatable).
+        #[arg(long = "allow-url", value_name = "URL")]
+        allow_url: Vec<String>,
+        /// A systemd unit the plugin may query (repeatable).
+        #[arg(long = "allow-unit", value_name = "UNIT")]
+        allow_unit: Vec<String>,
+        /// A command the plugin may run, its argv separated by spaces (repeatable).
+        #[arg(long = "allow-command", value_name = "ARGV")]
+        allow_command: Vec<String>,
+        /// A host directory pre-opened at a guest path, read-only unless :rw (repeatable).
+        #[arg(long = "dir", value_name = "HOST:GUEST[:rw]")]
+        dirs: Vec<String>,
+        /// For an installer: the file streamed to it as its payload.
+        #[arg(long)]
+        payload: Option<PathBuf>,
+        /// Wall-clock budget of the call.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// Memory cap, e.g. 32MiB.
+        #[arg(long, default_value = "64MiB")]
+        memory: String,
+        /// Device type in the made-up update.
+        #[arg(long, default_value = "workstation")]
+        device_type: String,
+        /// Where compiled plugins are cached.
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Run it this many times and report the timing of the first and of the warm calls.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+    },
+    /// Show a plugin's world, WIT version, imports, exports and size, without running it.
+    Inspect {
+        plugin: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compile a plugin ahead of time: into the cache (no --target), or for a device's
+    /// architecture into a file.
+    Compile {
+        plugin: PathBuf,
+        /// Target triple, e.g. aarch64-unknown-linux-gnu.
+        #[arg(long)]
+        target: Option<String>,
+        /// Where to write the artifact (default: PLUGIN with .cwasm).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
+}
+
+pub fn run(cmd: PluginCommand) -> Result<()> {
+    match cmd {
+        PluginCommand::Run {
+            plugin,
+            stage,
+            config,
+            allow_url,
+            allow_unit,
+            allow_command,
+            dirs,
+            payload,
+            timeout,
+            memory,
+            device_type,
+            cache,
+            repeat,
+        } => {
+            let mut cfg = PluginConfig::new(absolute(&plugin)?);
+            cfg.timeout = timeout;
+            cfg.memory = memory
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--memory {memory:?}: {e}"))?;
+            cfg.http = allow_url;
+            cfg.units = allow_unit;
+            cfg.commands = allow_command
+                .iter()
+                .map(|c| c.split_whitespace().map(String::from).collect())
+                .collect();
+            for d in &dirs {
+                cfg.dirs.push(parse_dir(d)?);
+            }
+            for kv in &config {
+                let (k, v) = kv
+                    .split_once('=')
+                    .with_context(|| format!("--config {kv:?}: write KEY=VALUE"))?;
+                cfg.config
+                    .insert(k.to_string(), toml::Value::String(v.to_string()));
+            }
+            run_plugin(
+                &plugin,
+                &cfg,
+                stage,
+                payload.as_deref(),
+                &device_type,
+                &cache_dir(cache)?,
+                repeat.max(1),
+            )
+        }
+        PluginCommand::Inspect { plugin, json } => inspect(&plugin, json),
+        PluginCommand::Compile {
+            plugin,
+            target,
+            output,
+            cache,
+        } => compile(&plugin, target.as_deref(), output, &cache_dir(cache)?),
+    }
+}
+
+fn run_plugin(
+    path: &Path,
+    cfg: &PluginConfig,
+    stage: Option<Stage>,
+    payload: Option<&Path>,
+    device_type: &str,
+    cache: &Path,
+    repeat: u32,
+) -> Result<()> {
+    let name = plugin_name(path);
+    let started = Instant::now();
+    let host = PluginHost::new(cache)?;
+    let loaded = host.load(&name, cfg)?;
+    let load_time = started.elapsed();
+    let stage = stage.unwrap_or(match loaded.world {
+        World::Hook => Stage::DownloadEnter,
+        World::Check => Stage::Check,
+        World::Installer => Stage::Install,
+    });
+    let ctx = PluginContext {
+        bundle: Release {
+            name: "example-os".into(),
+            version: "1.1.0".into(),
+        },
+        current: Some(Release {
+            name: "example-os".into(),
+            version: "1.0.0".into(),
+        }),
+        device_type: device_type.to_string(),
+        stage,
+        payload: None,
+        slot: Some("b".into()),
+    };
+    println!(
+        "plugin {name}: {} world, airlock:plugin@{}, loaded in {}",
+        loaded.world,
+        loaded.wit_version,
+        ms(load_time)
+    );
+    let mut times = Vec::new();
+    let mut ok = true;
+    for _ in 0..repeat {
+        let t = Instant::now();
+        let (line, good) = match loaded.world {
+            World::Hook => match host.run_hook(&loaded, &ctx)? {
+                HookVerdict::Proceed => ("proceed".to_string(), true),
+                HookVerdict::Abort(r) => (format!("abort: {r}"), false),
+                HookVerdict::RetryLater(s) => (format!("retry later, in {s} s"), false),
+            },
+            World::Check => match host.run_check(&loaded, &ctx)? {
+                CheckVerdict::Pass => ("pass".to_string(), true),
+                CheckVerdict::Fail(r) => (format!("fail: {r}"), false),
+            },
+            World::Installer => {
+                let file = payload.context("an installer needs --payload FILE to install")?;
+                let mut ctx = ctx.clone();
+                let size = std::fs::metadata(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+                    .len();
+                ctx.payload = Some(PayloadInfo {
+                    name: plugin_name(file),
+                    size,
+                    sha256: String::new(),
+                });
+                let mut reader = std::fs::File::open(file)?;
+                host.run_install(&loaded, &ctx, &mut reader)?;
+                ("installed".to_string(), true)
+            }
+        };
+        times.push(t.elapsed());
+        ok = good;
+        if repeat == 1 {
+            println!("{stage}: {line}");
+        } else if times.len() == 1 {
+            println!("{stage}: {line} (first call {})", ms(times[0]));
+        }
+    }
+    if repeat > 1 {
+        let mut warm: Vec<Duration> = times[1..].to_vec();
+        warm.sort();
+        println!(
+            "warm calls: median {} over {} calls",
+            ms(warm[warm.len() / 2]),
+            warm.len()
+        );
+    }
+    if !ok {
+        bail!("the plugin did not approve");
+    }
+    Ok(())
+}
+
+fn inspect(path: &Path, json: bool) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let info = plugin::inspect(&bytes)?;
+    if json {
+        let out = json!({
+            "world": info.world.map(|w| w.to_string()),
+            "wit_version": info.wit_version,
+            "imports": info.imports,
+            "exports": info.exports,
+            "size": info.size,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("plugin   {}", path.display());
+    println!(
+        "world    {}",
+        info.world
+            .map_or("none (not an Airlock plugin)".to_string(), |w| w
+                .to_string())
+    );
+    println!(
+        "wit      {}",
+        info.wit_version
+            .map_or("-".to_string(), |v| format!("airlock:plugin@{v}"))
+    );
+    println!("size     {}", indicatif::HumanBytes(info.size));
+    println!("exports  {}", info.exports.join(", "));
+    println!("imports");
+    for i in &info.imports {
+        println!("  {i}");
+    }
+    Ok(())
+}
+
+fn compile(path: &Path, target: Option<&str>, output: Option<PathBuf>, cache: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let host = PluginHost::new(cache)?;
+    let started = Instant::now();
+    let artifact = host.precompile(&bytes, target)?;
+    let out = output.unwrap_or_else(|| path.with_extension("cwasm"));
+    airlock::fsutil::atomic_write(&out, &artifact)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "compiled {} for {} in {} -> {} ({})",
+        path.display(),
+        target.unwrap_or("this machine (also cached)"),
+        ms(started.elapsed()),
+        out.display(),
+        indicatif::HumanBytes(artifact.len() as u64)
+    );
+    Ok(())
+}
+
+fn parse_dir(spec: &str) -> Result<DirGrant> {
+    let mut parts = spec.splitn(3, ':');
+    let (Some(host), Some(guest)) = (parts.next(), parts.next()) else {
+        bail!("--dir {spec:?}: write HOST:GUEST or HOST:GUEST:rw");
+    };
+    let writable = match parts.next() {
+        None | Some("ro") => false,
+        Some("rw") => true,
+        Some(other) => bail!("--dir {spec:?}: the third part must be rw or ro, not {other:?}"),
+    };
+    Ok(DirGrant {
+        host: absolute(Path::new(host))?,
+        guest: guest.to_string(),
+        writable,
+    })
+}
+
+fn cache_dir(explicit: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(c) = explicit {
+        return Ok(c);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .context("set --cache DIR (neither XDG_CACHE_HOME nor HOME is set)")?;
+    Ok(base.join("airlock").join("plugins"))
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    Ok(if p.is_absolute() {
+        p.to_owned()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}
+
+fn plugin_name(path: &Path) -> String {
+    path.file_stem().map_or_else(
+        || "plugin".into(),
+        |s| s.to_string_lossy().replace('_', "-"),
+    )
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}

@@ -1,0 +1,244 @@
+//! Running the device's plugin chain from the state machine: hooks at each stage, checks on the
+//! trial boot, installer plugins for their payloads. The plugin host is started only when the
+//! chain names a plugin, and each plugin is loaded (from the compile cache) once per process.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+use tracing::{info, warn};
+
+use super::InstallError;
+use super::record::{DeviceState, Release, Update};
+use crate::chain::Chain;
+use crate::config::Config;
+use crate::plugin::{
+    self, CheckVerdict, HookVerdict, Plugin, PluginConfig, PluginContext, PluginHost, Stage, World,
+};
+
+/// What a stage's hooks decided, all of them together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookOutcome {
+    Proceed,
+    Abort { plugin: String, reason: String },
+    RetryLater { plugin: String, seconds: u32 },
+}
+
+pub(crate) struct PluginRunner {
+    host: Option<PluginHost>,
+    cache_dir: PathBuf,
+    configs: BTreeMap<String, PluginConfig>,
+    chain: Chain,
+    /// Where plugins a bundle brought are saved, to be found again after the reboot.
+    bundled_dir: PathBuf,
+    loaded: BTreeMap<String, Plugin>,
+    /// Plugins a bundle brought, saved under the data dir (only when the chain allows it).
+    bundled: BTreeMap<String, PathBuf>,
+}
+
+impl PluginRunner {
+    pub fn new(config: &Config) -> Self {
+        PluginRunner {
+            host: None,
+            cache_dir: config.plugin_cache_dir(),
+            configs: config.plugins.clone(),
+            chain: config.chain.clone(),
+            bundled_dir: config.device.data_dir.join("bundled-plugins"),
+            loaded: BTreeMap::new(),
+            bundled: BTreeMap::new(),
+        }
+    }
+
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// Uses `path` (a plugin shipped in the bundle, already verified and saved) for `name`.
+    pub fn use_bundled(&mut self, name: &str, path: PathBuf) {
+        self.loaded.remove(name);
+        self.bundled.insert(name.to_string(), path);
+    }
+
+    fn host(&mut self) -> Result<&PluginHost, InstallError> {
+        if self.host.is_none() {
+            self.host = Some(PluginHost::new(&self.cache_dir)?);
+        }
+        self.host
+            .as_ref()
+            .ok_or_else(|| InstallError::Refused("the plugin host did not start".into()))
+    }
+
+    fn plugin(&mut self, name: &str, world: World) -> Result<Plugin, InstallError> {
+        if let Some(p) = self.loaded.get(name) {
+            return Ok(p.clone());
+        }
+        let mut config = self
+            .configs
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| PluginConfig::new(PathBuf::new()));
+        let saved = self.bundled_dir.join(format!("{name}.wasm"));
+        if let Some(path) = self.bundled.get(name) {
+            config.path = path.clone();
+        } else if world == World::Installer && self.chain.bundled_plugins && saved.exists() {
+            config.path = saved;
+        } else if !self.configs.contains_key(name) {
+            return Err(InstallError::Refused(format!(
+                "plugin {name:?} is not configured: add [plugins.{name}] with its path"
+            )));
+        }
+        let plugin = self.host()?.load(name, &config)?;
+        plugin.expect_world(world)?;
+        self.loaded.insert(name.to_string(), plugin.clone());
+        Ok(plugin)
+    }
+
+    /// Loads every hook and check of the chain, and the installer plugins `installers` (those
+    /// the bundle's payloads name), checking each implements the world it is configured for.
+    /// Loading is all: nothing runs. Installers the chain lists but this bundle does not use
+    /// are left alone, since a bundle may bring its own.
+    pub fn preflight(&mut self, installers: &[&str]) -> Result<(), InstallError> {
+        let chain = self.chain.clone();
+        for (name, world) in chain.named() {
+            if world != World::Installer || installers.contains(&name) {
+                self.plugin(name, world)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the hooks of `stage` in order; the first that does not proceed decides. A hook
+    /// that fails (traps, times out, is missing) aborts: a broken guard must not wave an update
+    /// through.
+    pub fn run_hooks(
+        &mut self,
+        stage: Stage,
+        ctx: &PluginContext,
+    ) -> Result<HookOutcome, InstallError> {
+        let names = self.chain.hooks(stage).to_vec();
+        let mut ctx = ctx.clone();
+        ctx.stage = stage;
+        for name in names {
+            let verdict = self
+                .plugin(&name, World::Hook)
+                .and_then(|p| Ok(self.host()?.run_hook(&p, &ctx)?));
+            let outcome = match verdict {
+                Ok(HookVerdict::Proceed) => continue,
+                Ok(HookVerdict::Abort(reason)) => HookOutcome::Abort {
+                    plugin: name.clone(),
+                    reason,
+                },
+                Ok(HookVerdict::RetryLater(seconds)) => HookOutcome::RetryLater {
+                    plugin: name.clone(),
+                    seconds,
+                },
+                Err(e) => HookOutcome::Abort {
+                    plugin: name.clone(),
+                    reason: format!("the hook failed: {e}"),
+                },
+            };
+            info!(stage = %stage, plugin = %name, ?outcome, "hook decided");
+            return Ok(outcome);
+        }
+        Ok(HookOutcome::Proceed)
+    }
+
+    /// Runs hooks whose answer cannot change anything any more (commit-leave, rollback-*,
+    /// failure): they are told, and what they say is logged.
+    pub fn notify(&mut self, stage: Stage, ctx: &PluginContext) {
+        match self.run_hooks(stage, ctx) {
+            Ok(HookOutcome::Proceed) => {}
+            Ok(other) => {
+                warn!(stage = %stage, ?other, "a hook answered at a stage where only proceeding is possible; ignored")
+            }
+            Err(e) => warn!(stage = %stage, "hooks could not run: {e}"),
+        }
+    }
+
+    /// Runs every check; returns the first failure as (plugin, reason), or None when all pass.
+    pub fn run_checks(
+        &mut self,
+        ctx: &PluginContext,
+    ) -> Result<Option<(String, String)>, InstallError> {
+        let mut ctx = ctx.clone();
+        ctx.stage = Stage::Check;
+        for name in self.chain.checks.clone() {
+            let verdict = self
+                .plugin(&name, World::Check)
+                .and_then(|p| Ok(self.host()?.run_check(&p, &ctx)?));
+            match verdict {
+                Ok(CheckVerdict::Pass) => info!(plugin = %name, "check passed"),
+                Ok(CheckVerdict::Fail(reason)) => return Ok(Some((name, reason))),
+                Err(e) => return Ok(Some((name, format!("the check could not run: {e}")))),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Hands a verified payload to installer plugin `name`.
+    pub fn install(
+        &mut self,
+        name: &str,
+        ctx: &PluginContext,
+        payload: &mut (dyn Read + Send),
+    ) -> Result<(), InstallError> {
+        if !self.chain.installers.iter().any(|i| i == name) {
+            return Err(InstallError::NoInstaller {
+                payload: ctx
+                    .payload
+                    .as_ref()
+                    .map_or_else(String::new, |p| p.name.clone()),
+                plugin: name.into(),
+            });
+        }
+        let plugin = self.plugin(name, World::Installer)?;
+        Ok(self.host()?.run_install(&plugin, ctx, payload)?)
+    }
+
+    /// Tells installer plugins that their payloads are committed (or rolled back).
+    pub fn finish_installers(
+        &mut self,
+        u: &Update,
+        ctx: &PluginContext,
+        commit: bool,
+    ) -> Result<(), InstallError> {
+        for (payload, name) in &u.installers {
+            let mut ctx = ctx.clone();
+            ctx.payload = Some(plugin::PayloadInfo {
+                name: payload.clone(),
+                size: 0,
+                sha256: String::new(),
+            });
+            let plugin = self.plugin(name, World::Installer)?;
+            let host = self.host()?;
+            if commit {
+                host.run_commit(&plugin, &ctx)?;
+            } else if let Err(e) = host.run_rollback(&plugin, &ctx) {
+                warn!(plugin = %name, "installer rollback failed: {e}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The context plugins get for an update.
+pub(crate) fn context(
+    config: &Config,
+    state: &DeviceState,
+    release: &Release,
+    slot: Option<String>,
+    stage: Stage,
+) -> PluginContext {
+    let wit = |r: &Release| plugin::Release {
+        name: r.bundle.clone(),
+        version: r.version.to_string(),
+    };
+    PluginContext {
+        bundle: wit(release),
+        current: state.committed.as_ref().map(wit),
+        device_type: config.device.device_type.clone(),
+        stage,
+        payload: None,
+        slot,
+    }
+}

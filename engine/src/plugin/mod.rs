@@ -1,0 +1,633 @@
+//! The plugin host: loads WebAssembly components that implement a world of `airlock:plugin`
+//! (`wit/`), and runs them in a sandbox, one fresh instance per call.
+//!
+//! ```text
+//! PluginHost::new(cache_dir)       one per process: the wasmtime Engine, its epoch ticker,
+//!                                  the linkers of every served WIT version, the AOT cache
+//!   .load(name, &PluginConfig)     read → inspect (world, WIT version) → compile or load the
+//!                                  cached artifact → link (fails here if it imports what we
+//!                                  do not offer) → Plugin
+//!   .run_hook / run_check /        a fresh Store per call: memory cap, wall-clock deadline,
+//!    run_install / run_commit /    WASI without ambient authority, captured stdout/stderr;
+//!    run_rollback                  whatever stops the plugin becomes a PluginError
+//! ```
+//!
+//! Every wasmtime type stays inside this module; callers see only the types below. Modules:
+//! `config` (the `[plugins.NAME]` table), `engine` (Engine, ticker, cache), `sandbox` (one
+//! call's Store and limits, error translation), `host` and `probes` (the host interfaces),
+//! `bindings` (the WIT worlds), `inspect` (what a component is, without compiling it).
+
+mod bindings;
+mod config;
+mod engine;
+mod error;
+mod host;
+mod inspect;
+mod probes;
+mod sandbox;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use wasmtime::component::{Component, HasSelf, Linker};
+
+pub use config::{ByteSize, DEFAULT_MEMORY, DEFAULT_TIMEOUT, DirGrant, PluginConfig};
+pub use error::PluginError;
+pub use inspect::{PluginInfo, inspect};
+
+use bindings::v0_1;
+use engine::Runtime;
+use host::{PAYLOAD_QUEUE, PayloadFeed};
+use sandbox::{Call, HostState, Sandbox};
+
+/// The `airlock:plugin` versions this engine serves.
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
+
+/// Receives an installer's progress reports: plugin name, done, total.
+pub type ProgressSink = Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
+
+/// Which world of `airlock:plugin` a component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum World {
+    Hook,
+    Check,
+    Installer,
+}
+
+impl World {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            World::Hook => "hook",
+            World::Check => "check",
+            World::Installer => "installer",
+        }
+    }
+}
+
+impl fmt::Display for World {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for World {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "hook" => Ok(World::Hook),
+            "check" => Ok(World::Check),
+            "installer" => Ok(World::Installer),
+            _ => Err(format!(
+                "unknown plugin world {s:?}: expected hook, check or installer"
+            )),
+        }
+    }
+}
+
+/// Where in an update a plugin is called (`stage` of the WIT `context`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    DownloadEnter,
+    DownloadLeave,
+    InstallEnter,
+    InstallLeave,
+    RebootEnter,
+    CommitEnter,
+    CommitLeave,
+    RollbackEnter,
+    RollbackLeave,
+    Failure,
+    Check,
+    Install,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 12] = [
+        Stage::DownloadEnter,
+        Stage::DownloadLeave,
+        Stage::InstallEnter,
+        Stage::InstallLeave,
+        Stage::RebootEnter,
+        Stage::CommitEnter,
+        Stage::CommitLeave,
+        Stage::RollbackEnter,
+        Stage::RollbackLeave,
+        Stage::Failure,
+        Stage::Check,
+        Stage::Install,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::DownloadEnter => "download-enter",
+            Stage::DownloadLeave => "download-leave",
+            Stage::InstallEnter => "install-enter",
+            Stage::InstallLeave => "install-leave",
+            Stage::RebootEnter => "reboot-enter",
+            Stage::CommitEnter => "commit-enter",
+            Stage::CommitLeave => "commit-leave",
+            Stage::RollbackEnter => "rollback-enter",
+            Stage::RollbackLeave => "rollback-leave",
+            Stage::Failure => "failure",
+            Stage::Check => "check",
+            Stage::Install => "install",
+        }
+    }
+
+    fn to_wit(self) -> v0_1::types::Stage {
+        use v0_1::types::Stage as W;
+        match self {
+            Stage::DownloadEnter => W::DownloadEnter,
+            Stage::DownloadLeave => W::DownloadLeave,
+            Stage::InstallEnter => W::InstallEnter,
+            Stage::InstallLeave => W::InstallLeave,
+            Stage::RebootEnter => W::RebootEnter,
+            Stage::CommitEnter => W::CommitEnter,
+            Stage::CommitLeave => W::CommitLeave,
+            Stage::RollbackEnter => W::RollbackEnter,
+            Stage::RollbackLeave => W::RollbackLeave,
+            Stage::Failure => W::Failure,
+            Stage::Check => W::Check,
+            Stage::Install => W::Install,
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Stage {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Stage::ALL
+            .into_iter()
+            .find(|stage| stage.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown stage {s:?}: expected one of {}", names.join(", "))
+            })
+    }
+}
+
+/// A bundle name and version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub name: String,
+    pub version: String,
+}
+
+/// The payload an installer call is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayloadInfo {
+    pub name: String,
+    /// Uncompressed size in bytes.
+    pub size: u64,
+    /// sha256 of the uncompressed payload, 64 hex digits.
+    pub sha256: String,
+}
+
+/// The update a plugin is called for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginContext {
+    pub bundle: Release,
+    /// The committed release the device runs, if known.
+    pub current: Option<Release>,
+    pub device_type: String,
+    pub stage: Stage,
+    pub payload: Option<PayloadInfo>,
+    /// The boot slot being installed or tried ("a" or "b"), when the update has one.
+    pub slot: Option<String>,
+}
+
+impl PluginContext {
+    fn to_wit(&self) -> v0_1::types::Context {
+        let release = |r: &Release| v0_1::types::Release {
+            name: r.name.clone(),
+            version: r.version.clone(),
+        };
+        v0_1::types::Context {
+            bundle: release(&self.bundle),
+            current: self.current.as_ref().map(release),
+            device_type: self.device_type.clone(),
+            stage: self.stage.to_wit(),
+            payload: self.payload.as_ref().map(|p| v0_1::types::PayloadInfo {
+                name: p.name.clone(),
+                size: p.size,
+                sha256: p.sha256.clone(),
+            }),
+            slot: self.slot.clone(),
+        }
+    }
+}
+
+/// A hook's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookVerdict {
+    Proceed,
+    /// Stop the update, with the plugin's reason (sanitised, at most 1 KiB).
+    Abort(String),
+    /// Try this stage again after this many seconds.
+    RetryLater(u32),
+}
+
+/// A check's verdict on a trial boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckVerdict {
+    Pass,
+    /// The reason, sanitised, at most 1 KiB.
+    Fail(String),
+}
+
+/// A loaded, compiled and linked plugin, ready to run any number of times. Cheap to clone.
+#[derive(Clone)]
+pub struct Plugin {
+    pub name: String,
+    pub world: World,
+    /// The `airlock:plugin` version it was built for.
+    pub wit_version: String,
+    /// sha256 of the component, 64 hex digits.
+    pub sha256: String,
+    inner: Arc<Loaded>,
+}
+
+struct Loaded {
+    sandbox: Arc<Sandbox>,
+    engine: wasmtime::Engine,
+    pre: WorldPre,
+}
+
+enum WorldPre {
+    Hook(v0_1::hook::HookPre<HostState>),
+    Check(v0_1::check::CheckPre<HostState>),
+    Installer(v0_1::installer::InstallerPre<HostState>),
+}
+
+impl Plugin {
+    /// Fails unless the plugin implements `expected`: for the caller to check a chain when it
+    /// loads it rather than when the stage comes.
+    pub fn expect_world(&self, expected: World) -> Result<(), PluginError> {
+        if self.world == expected {
+            Ok(())
+        } else {
+            Err(PluginError::WrongWorld {
+                name: self.name.clone(),
+                actual: self.world,
+                expected,
+            })
+        }
+    }
+}
+
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("world", &self.world)
+            .field("wit_version", &self.wit_version)
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The linkers of one WIT version: WASI plus that version's host interfaces, per world.
+struct Linkers {
+    hook: Linker<HostState>,
+    check: Linker<HostState>,
+    installer: Linker<HostState>,
+}
+
+impl Linkers {
+    fn v0_1(engine: &wasmtime::Engine) -> wasmtime::Result<Self> {
+        let base = || -> wasmtime::Result<Linker<HostState>> {
+            let mut linker = Linker::new(engine);
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+            Ok(linker)
+        };
+        let mut hook = base()?;
+        v0_1::hook::Hook::add_to_linker::<HostState, HasSelf<HostState>>(&mut hook, |s| s)?;
+        let mut check = base()?;
+        v0_1::check::Check::add_to_linker::<HostState, HasSelf<HostState>>(&mut check, |s| s)?;
+        let mut installer = base()?;
+        v0_1::installer::Installer::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut installer,
+            |s| s,
+        )?;
+        Ok(Linkers {
+            hook,
+            check,
+            installer,
+        })
+    }
+}
+
+/// The plugin host of the process. See the module docs.
+pub struct PluginHost {
+    rt: Runtime,
+    v0_1: Linkers,
+    progress: Option<ProgressSink>,
+}
+
+impl PluginHost {
+    /// Starts the engine and its ticker; compiled plugins are cached in `cache_dir` (created
+    /// mode 0700; it must belong to this user and be writable by nobody else).
+    pub fn new(cache_dir: &Path) -> Result<Self, PluginError> {
+        let rt = Runtime::new(cache_dir)?;
+        let v0_1 = Linkers::v0_1(&rt.engine)
+            .map_err(|e| PluginError::Host(format!("cannot link the host interfaces: {e:#}")))?;
+        Ok(PluginHost {
+            rt,
+            v0_1,
+            progress: None,
+        })
+    }
+
+    /// Where installers' `progress.report` calls go (besides a trace event).
+    pub fn set_progress_sink(&mut self, sink: ProgressSink) {
+        self.progress = Some(sink);
+    }
+
+    /// Reads `config.path` (an absolute path), then as [`PluginHost::load_bytes`].
+    pub fn load(&self, name: &str, config: &PluginConfig) -> Result<Plugin, PluginError> {
+        let bytes = std::fs::read(&config.path).map_err(|source| PluginError::Read {
+            name: name.to_string(),
+            path: config.path.clone(),
+            source,
+        })?;
+        self.load_bytes(name, &bytes, config)
+    }
+
+    /// Validates the component (a component, which world, which `airlock:plugin` version),
+    /// compiles it or loads it from the cache, and links it against the sandbox.
+    pub fn load_bytes(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        config: &PluginConfig,
+    ) -> Result<Plugin, PluginError> {
+        let sandbox = Arc::new(Sandbox::new(name, config)?);
+        let info = inspect::inspect_named(name, bytes)?;
+        let invalid = |reason: String| PluginError::Invalid {
+            name: name.to_string(),
+            reason,
+        };
+        let world = info.world.ok_or_else(|| {
+            invalid(format!(
+                "it exports none of `run` (hook), `check` (check) or `install` (installer); \
+                 its exports: [{}]",
+                info.exports.join(", ")
+            ))
+        })?;
+        let wit_version = info.wit_version.ok_or_else(|| {
+            invalid(format!(
+                "it imports nothing from {}, so it was not built against the plugin interface",
+                inspect::PACKAGE
+            ))
+        })?;
+        if !SUPPORTED_WIT_VERSIONS.contains(&wit_version.as_str()) {
+            return Err(PluginError::UnsupportedVersion {
+                name: name.to_string(),
+                found: wit_version,
+                supported: SUPPORTED_WIT_VERSIONS.join(", "),
+            });
+        }
+        let sha256 = engine::sha256_hex(bytes);
+        let component = self.rt.component(name, &sha256, bytes)?;
+        let pre = self.link(name, world, &component)?;
+        tracing::debug!(plugin = name, %world, %wit_version, %sha256, "plugin loaded");
+        Ok(Plugin {
+            name: name.to_string(),
+            world,
+            wit_version,
+            sha256,
+            inner: Arc::new(Loaded {
+                sandbox,
+                engine: self.rt.engine.clone(),
+                pre,
+            }),
+        })
+    }
+
+    fn link(
+        &self,
+        name: &str,
+        world: World,
+        component: &Component,
+    ) -> Result<WorldPre, PluginError> {
+        let linkers = &self.v0_1;
+        let linker = match world {
+            World::Hook => &linkers.hook,
+            World::Check => &linkers.check,
+            World::Installer => &linkers.installer,
+        };
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(|e| PluginError::Link {
+                name: name.to_string(),
+                reason: format!("{e:#}"),
+            })?;
+        let mismatch = |e: wasmtime::Error| PluginError::Invalid {
+            name: name.to_string(),
+            reason: format!(
+                "its exports do not match the {world} world of airlock:plugin@0.1.0: {e:#}"
+            ),
+        };
+        Ok(match world {
+            World::Hook => WorldPre::Hook(v0_1::hook::HookPre::new(pre).map_err(mismatch)?),
+            World::Check => WorldPre::Check(v0_1::check::CheckPre::new(pre).map_err(mismatch)?),
+            World::Installer => {
+                WorldPre::Installer(v0_1::installer::InstallerPre::new(pre).map_err(mismatch)?)
+            }
+        })
+    }
+
+    fn new_call(&self, plugin: &Plugin, payload: Option<PayloadFeed>) -> Result<Call, PluginError> {
+        if !wasmtime::Engine::same(&plugin.inner.engine, &self.rt.engine) {
+            return Err(PluginError::Host(format!(
+                "plugin {} was loaded by another plugin host",
+                plugin.name
+            )));
+        }
+        Call::new(
+            &self.rt.engine,
+            plugin.inner.sandbox.clone(),
+            payload,
+            self.progress.clone(),
+        )
+    }
+
+    fn wrong_world(plugin: &Plugin, expected: World) -> PluginError {
+        PluginError::WrongWorld {
+            name: plugin.name.clone(),
+            actual: plugin.world,
+            expected,
+        }
+    }
+
+    /// Runs a hook plugin at `ctx.stage`.
+    pub fn run_hook(
+        &self,
+        plugin: &Plugin,
+        ctx: &PluginContext,
+    ) -> Result<HookVerdict, PluginError> {
+        let WorldPre::Hook(pre) = &plugin.inner.pre else {
+            return Err(Self::wrong_world(plugin, World::Hook));
+        };
+        let _ticking = self.rt.ticker.active();
+        let mut call = self.new_call(plugin, None)?;
+        let wit = ctx.to_wit();
+        let result = pre
+            .instantiate(&mut call.store)
+            .and_then(|hook| hook.call_run(&mut call.store, &wit));
+        Ok(match call.finish(result)? {
+            v0_1::types::HookResult::Proceed => HookVerdict::Proceed,
+            v0_1::types::HookResult::Abort(reason) => HookVerdict::Abort(reason_text(&reason)),
+            v0_1::types::HookResult::RetryLater(secs) => HookVerdict::RetryLater(secs),
+        })
+    }
+
+    /// Runs a check plugin on a trial boot.
+    pub fn run_check(
+        &self,
+        plugin: &Plugin,
+        ctx: &PluginContext,
+    ) -> Result<CheckVerdict, PluginError> {
+        let WorldPre::Check(pre) = &plugin.inner.pre else {
+            return Err(Self::wrong_world(plugin, World::Check));
+        };
+        let _ticking = self.rt.ticker.active();
+        let mut call = self.new_call(plugin, None)?;
+        let wit = ctx.to_wit();
+        let result = pre
+            .instantiate(&mut call.store)
+            .and_then(|check| check.call_check(&mut call.store, &wit));
+        Ok(match call.finish(result)? {
+            v0_1::types::CheckResult::Pass => CheckVerdict::Pass,
+            v0_1::types::CheckResult::Fail(reason) => CheckVerdict::Fail(reason_text(&reason)),
+        })
+    }
+
+    /// Runs an installer's `install`, streaming `payload` (already verified) to its
+    /// `payload.read`. A reader thread fills a queue of at most [`PAYLOAD_QUEUE`] chunks of
+    /// 64 KiB, so memory stays bounded whatever the payload's size. The plugin's timeout
+    /// bounds how long it may go without reading, not the whole installation. The plugin must
+    /// read the payload to its end.
+    pub fn run_install(
+        &self,
+        plugin: &Plugin,
+        ctx: &PluginContext,
+        payload: &mut (dyn Read + Send),
+    ) -> Result<(), PluginError> {
+        let WorldPre::Installer(pre) = &plugin.inner.pre else {
+            return Err(Self::wrong_world(plugin, World::Installer));
+        };
+        let payload_name = ctx
+            .payload
+            .as_ref()
+            .map_or_else(|| "(unnamed)".to_string(), |p| p.name.clone());
+        let _ticking = self.rt.ticker.active();
+        let (tx, rx) = std::sync::mpsc::sync_channel(PAYLOAD_QUEUE);
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("airlock-payload".into())
+                .spawn_scoped(scope, move || host::pump(payload, tx))
+                .map_err(|e| PluginError::Host(format!("cannot start the payload reader: {e}")))?;
+            // The store (and with it the receiving end) is dropped before the scope ends, which
+            // stops the reader if the plugin gave up early.
+            let mut call = self.new_call(plugin, Some(PayloadFeed::new(rx)))?;
+            let wit = ctx.to_wit();
+            let result = pre
+                .instantiate(&mut call.store)
+                .and_then(|inst| inst.call_install(&mut call.store, &wit));
+            let feed = call.store.data_mut().payload.take();
+            let payload_err = |reason: String| PluginError::Payload {
+                name: plugin.name.clone(),
+                payload: payload_name.clone(),
+                reason,
+            };
+            let feed_error = feed.as_ref().and_then(|f| f.error.clone());
+            let returned = call.finish(result);
+            // When the stream failed, that is the cause, whatever the plugin made of it.
+            if let Some(e) = feed_error {
+                return Err(payload_err(e));
+            }
+            returned?.map_err(|message| PluginError::Failed {
+                name: plugin.name.clone(),
+                action: "install",
+                message: reason_text(&message),
+            })?;
+            // The plugin succeeded: it must have consumed the whole payload.
+            feed.map_or(Ok(()), |feed| feed.finish().map_err(payload_err))
+        })
+    }
+
+    /// Runs an installer's `commit`: the trial passed, make the installation permanent.
+    pub fn run_commit(&self, plugin: &Plugin, ctx: &PluginContext) -> Result<(), PluginError> {
+        self.run_installer_action(plugin, ctx, "commit")
+    }
+
+    /// Runs an installer's `rollback`: undo what `install` did.
+    pub fn run_rollback(&self, plugin: &Plugin, ctx: &PluginContext) -> Result<(), PluginError> {
+        self.run_installer_action(plugin, ctx, "roll back")
+    }
+
+    fn run_installer_action(
+        &self,
+        plugin: &Plugin,
+        ctx: &PluginContext,
+        action: &'static str,
+    ) -> Result<(), PluginError> {
+        let WorldPre::Installer(pre) = &plugin.inner.pre else {
+            return Err(Self::wrong_world(plugin, World::Installer));
+        };
+        let _ticking = self.rt.ticker.active();
+        let mut call = self.new_call(plugin, None)?;
+        let wit = ctx.to_wit();
+        let result = pre.instantiate(&mut call.store).and_then(|inst| {
+            if action == "commit" {
+                inst.call_commit(&mut call.store, &wit)
+            } else {
+                inst.call_rollback(&mut call.store, &wit)
+            }
+        });
+        call.finish(result)?.map_err(|message| PluginError::Failed {
+            name: plugin.name.clone(),
+            action,
+            message: reason_text(&message),
+        })
+    }
+
+    /// AOT-compiles a component with this engine's settings: for this machine (`None`, and the
+    /// artifact is also put in the cache) or for another target triple such as
+    /// `aarch64-unknown-linux-gnu`. Returns wasmtime's serialized artifact.
+    pub fn precompile(&self, bytes: &[u8], target: Option<&str>) -> Result<Vec<u8>, PluginError> {
+        inspect::inspect_named("(precompile)", bytes)?;
+        self.rt.precompile(bytes, target)
+    }
+
+    /// How many components this host compiled (a warm load compiles none).
+    #[doc(hidden)]
+    pub fn compilations(&self) -> u64 {
+        self.rt
+            .compilations
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A reason a plugin gave, fit for logs and the state journal.
+fn reason_text(reason: &str) -> String {
+    let one_line: Vec<&str> = reason.lines().collect();
+    sandbox::sanitize(&one_line.join(" / "), 1024)
+}
