@@ -242,13 +242,13 @@ fn trust(keys: &[PathBuf], threshold: usize) -> Result<TrustPolicy> {
 
 fn verify(path: &Path, keys: &[PathBuf], threshold: usize, json: bool) -> Result<()> {
     let trust = trust(keys, threshold)?;
-    let total = std::fs::metadata(path)
-        .map(|m| m.len())
-        .with_context(|| format!("cannot read bundle {}", path.display()))?;
+    // Progress counts verified payload bytes; a glance at the head says how many there are.
+    // (A bundle whose head does not even parse fails here with the same error as below.)
+    let total = BundleReader::open_unverified(bundle::open_file(path)?)
+        .map(|r| r.manifest().payloads.iter().map(|p| p.size).sum())
+        .unwrap_or(0);
     let mut bar = progress::Progress::bytes("verifying", total);
-    let result = bundle::verify(bundle::open_file(path)?, &trust, &mut |n| {
-        bar.position(n.min(total))
-    });
+    let result = bundle::verify(bundle::open_file(path)?, &trust, &mut |n| bar.position(n));
     bar.finish();
     let report = result.with_context(|| format!("{} failed verification", path.display()))?;
     if json {
