@@ -5,7 +5,9 @@ mod support;
 
 mod bad_input;
 mod bundle_cli;
+mod hostile_stages;
 mod http;
 mod install_flow;
+mod mutation;
 mod plugins;
 mod power_cut;

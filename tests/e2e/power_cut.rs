@@ -791,7 +791,7 @@ fn power_cut(sc: &Scenario, required: &[&str]) {
         .iter()
         .enumerate()
         .map(|(i, s)| format!("{s} {}", points.iter().filter(|p| p.step == i).count()));
-    println!(
+    reliability_report(&format!(
         "power-cut {}: {} kill points ({}) + {torn} torn journal writes, all consistent: {}",
         sc.name,
         points.len(),
@@ -801,7 +801,7 @@ fn power_cut(sc: &Scenario, required: &[&str]) {
             .map(|(k, v)| format!("{v} {k}"))
             .collect::<Vec<_>>()
             .join(", ")
-    );
+    ));
 }
 
 /// One device killed at `point`, recovered and checked; returns how it settled.
@@ -1004,9 +1004,9 @@ fn a_damaged_newest_journal_copy_falls_back_to_the_older_one() {
             cases += 1;
         }
     }
-    println!(
+    reliability_report(&format!(
         "power-cut journal: {cases} damaged newest copies (after install, after commit), all consistent"
-    );
+    ));
 }
 
 /// Both journal copies damaged: every command refuses with a message naming both files, and

@@ -532,3 +532,88 @@ impl Device {
             .expect("the device has a state journal")
     }
 }
+
+// ---- Helpers for the fault-injection suite (hostile_stages.rs, mutation.rs, power_cut.rs) ----
+
+/// Prints one count line of the fault-injection suite, `reliability: LINE`. When
+/// `AIRLOCK_RELIABILITY_REPORT` names a file (scripts/test sets it), the line is also appended
+/// there, so the summary can be shown after a run that captured the tests' output.
+pub fn reliability_report(line: &str) {
+    let line = format!("reliability: {line}");
+    println!("{line}");
+    if let Some(path) = std::env::var_os("AIRLOCK_RELIABILITY_REPORT") {
+        use std::io::Write;
+        // One write of one line to a file opened for appending: lines from tests running in
+        // parallel do not interleave.
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot append to {}: {e}", path.display()));
+        f.write_all(format!("{line}\n").as_bytes()).unwrap();
+    }
+}
+
+/// Copies the folder `from` to `to` (which must not exist): files, folders and symlinks (kept
+/// as they are, so a simulated device's relative `app -> app.a` stays valid).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().unwrap();
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src).unwrap(), &dst).unwrap();
+        } else if kind.is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+impl Device {
+    /// A copy of this device in `to`, e.g. a fresh device per case from a template.
+    pub fn copy_to(&self, to: &Path) -> Device {
+        copy_dir(&self.dir, to);
+        Device {
+            dir: to.to_path_buf(),
+        }
+    }
+
+    /// The simulated bootloader's variables, read from its file (not through airlock):
+    /// (primary, trial, booted), `None` for `none`.
+    pub fn bootloader_vars(&self) -> [Option<String>; 3] {
+        let text = std::fs::read_to_string(self.dir.join("boot/bootloader.env")).unwrap();
+        let mut vars = [None, None, None];
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let (key, value) = line.split_once('=').expect("key=value");
+            let value = Some(value.trim())
+                .filter(|v| !v.is_empty() && *v != "none")
+                .map(str::to_string);
+            match key.trim() {
+                "primary" => vars[0] = value,
+                "trial" => vars[1] = value,
+                "booted" => vars[2] = value,
+                other => panic!("unknown bootloader variable {other}"),
+            }
+        }
+        vars
+    }
+
+    /// `status --json`, checked against the bootloader's own file: booted, primary and
+    /// pending_trial tell the truth.
+    pub fn truthful_status(&self) -> Value {
+        let st = self.status();
+        let [primary, trial, booted] = self.bootloader_vars();
+        let as_json = |v: Option<String>| v.map_or(Value::Null, Value::String);
+        assert_eq!(st["booted"], as_json(booted), "booted: {st}");
+        assert_eq!(st["primary"], as_json(primary), "primary: {st}");
+        assert_eq!(st["pending_trial"], as_json(trial), "pending_trial: {st}");
+        st
+    }
+}

@@ -285,6 +285,12 @@ impl VarStore for GrubStore {
     }
 }
 
+/// The parser's entry point for fuzzing ([`super::fuzz::parse_grub_env`]): parses `block` as
+/// [`GrubStore`] does after reading the file, and renders the result back.
+pub fn fuzz_parse(block: &[u8]) -> Result<Vec<u8>, BootError> {
+    GrubEnv::parse(Path::new("grubenv"), block)?.render()
+}
+
 /// Write an empty environment block, as `grub-editenv FILE create` does (without Debian's
 /// warning comment).
 #[cfg(test)]

@@ -34,6 +34,15 @@ use serde::{Deserialize, Serialize};
 
 pub use sim::{sim_init, sim_reboot};
 
+/// The bootloader-environment parsers on bytes in memory, without files, devices or locks: the
+/// entry points of the fuzz targets in `fuzz/` (see docs/reliability.md). Nothing else uses them.
+pub mod fuzz {
+    pub use super::grub::fuzz_parse as parse_grub_env;
+    pub use super::uboot::{
+        fuzz_parse_config as parse_fw_env_config, fuzz_parse_env as parse_uboot_env,
+    };
+}
+
 /// The variable holding the committed slot, in the grub and U-Boot environments.
 pub const PRIMARY_VAR: &str = "airlock_primary";
 /// The variable holding the one-shot trial slot, in the grub and U-Boot environments.

@@ -54,17 +54,29 @@ fn parse_c_int(s: &str) -> Option<i64> {
     if digits.starts_with(['+', '-']) {
         return None;
     }
-    let value = if let Some(hex) = digits
+    // from_str_radix takes a sign of its own, so "-0x-8000000000000000" read as i64::MIN and
+    // overflowed when negated (a panic in debug builds; seed fw_env-overflow.config of the
+    // uboot_env fuzz target).
+    // Refuse a sign after the prefix, and a negation that does not fit.
+    let (radix, rest) = if let Some(hex) = digits
         .strip_prefix("0x")
         .or_else(|| digits.strip_prefix("0X"))
     {
-        i64::from_str_radix(hex, 16).ok()?
+        (16, hex)
     } else if digits.len() > 1 && digits.starts_with('0') {
-        i64::from_str_radix(&digits[1..], 8).ok()?
+        (8, &digits[1..])
     } else {
-        digits.parse().ok()?
+        (10, digits)
     };
-    Some(if negative { -value } else { value })
+    if rest.starts_with(['+', '-']) {
+        return None;
+    }
+    let value = i64::from_str_radix(rest, radix).ok()?;
+    if negative {
+        value.checked_neg()
+    } else {
+        Some(value)
+    }
 }
 
 /// A hexadecimal number with or without `0x`, as `scanf("%zx")` reads it.
@@ -458,6 +470,41 @@ impl VarStore for UbootStore {
     }
 }
 
+/// One `name=value` entry of an environment, as raw bytes.
+pub type EnvEntry = (Vec<u8>, Vec<u8>);
+
+/// The parsers' entry point for fuzzing ([`super::fuzz::parse_uboot_env`]): the variables of
+/// `image`, one copy or (`redundant`) two equal copies back to back, picked and parsed as
+/// [`UbootStore::load`] does after reading them. Like `parse_config`, it refuses copies under 16
+/// bytes.
+pub fn fuzz_parse_env(image: &[u8], redundant: bool) -> Result<Vec<EnvEntry>, String> {
+    let half = image.len() / 2;
+    let (header, copies) = if redundant {
+        (5, vec![&image[..half], &image[half..2 * half]])
+    } else {
+        (4, vec![image])
+    };
+    if copies[0].len() < 16 {
+        return Err("copies are at least 16 bytes".into());
+    }
+    let checks: Vec<_> = copies.iter().map(|c| check_copy(c, redundant)).collect();
+    let current = match checks.as_slice() {
+        [Ok(())] | [Ok(()), Err(_)] => 0,
+        [Ok(()), Ok(())] => newer_copy(copies[0][4], copies[1][4]),
+        [Err(_), Ok(())] => 1,
+        _ => return Err("no valid copy".into()),
+    };
+    Ok(parse_entries(&copies[current][header..])?
+        .into_iter()
+        .collect())
+}
+
+/// The `fw_env.config` parser's entry point for fuzzing ([`super::fuzz::parse_fw_env_config`]):
+/// how many copies `text` describes.
+pub fn fuzz_parse_config(text: &str) -> Result<usize, BootError> {
+    parse_config(Path::new("fw_env.config"), text).map(|copies| copies.len())
+}
+
 #[cfg(test)]
 mod tests {
     use std::process::Command;
@@ -841,6 +888,11 @@ mod tests {
             -256
         );
         assert_eq!(parse_c_int("--5"), None);
+        assert_eq!(parse_c_int("-0x-8000000000000000"), None);
+        assert_eq!(parse_c_int("0x-5"), None);
+        assert_eq!(parse_c_int("0+5"), None);
+        assert_eq!(parse_c_int("-0x8000000000000000"), None);
+        assert_eq!(parse_c_int("-9223372036854775807"), Some(-i64::MAX));
         assert_eq!(parse_c_int("0"), Some(0));
 
         let err = |text: &str| parse_config(p, text).unwrap_err().to_string();

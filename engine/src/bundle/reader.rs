@@ -324,6 +324,7 @@ impl<R: BundleInput> BundleReader<R> {
                     expected: "the end of the bundle".into(),
                 });
             }
+            self.tar.read_end_marker()?;
             self.at = Position::Finished;
         }
         Ok(())
@@ -340,7 +341,7 @@ impl<R: BundleInput> BundleReader<R> {
             && chunk == self.indexes[payload].entries.len() as u64
         {
             if let Some(entry) = self.payload_entry.take() {
-                self.tar.skip(entry.padding(), &entry.name)?;
+                self.tar.read_padding(&entry)?;
             }
             self.at = Position::PayloadHeader(payload + 1);
         }

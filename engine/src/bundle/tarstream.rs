@@ -159,11 +159,57 @@ impl<R: BundleInput> TarStream<R> {
 
     /// Reads an entry's whole data into memory (callers bound `entry.size` first) and skips
     /// its padding.
+    ///
+    /// Memory grows with the bytes that arrive, not with the size the header claims: a 3 KiB
+    /// bundle whose header claims a 128 MiB plugin (or an index sized by a huge payload in an
+    /// unsigned manifest) made us allocate all of it before noticing the truncation (the
+    /// bundle_reader fuzz target's `huge-plugin` seed).
     pub fn read_entry(&mut self, entry: &EntryHeader) -> Result<Vec<u8>, BundleError> {
-        let mut data = vec![0u8; entry.size as usize];
-        self.read_exact(&mut data, &entry.name)?;
-        self.skip(entry.padding(), &entry.name)?;
+        const UPFRONT: u64 = 1024 * 1024;
+        let offset = self.pos;
+        let mut data = Vec::with_capacity(entry.size.min(UPFRONT) as usize);
+        let got = Read::take(&mut self.input, entry.size)
+            .read_to_end(&mut data)
+            .map_err(|e| BundleError::io(format!("reading {} at byte {offset}", entry.name), e))?;
+        self.pos += got as u64;
+        if (got as u64) < entry.size {
+            return Err(BundleError::Truncated {
+                expected: format!("{} bytes of {}", entry.size, entry.name),
+                offset,
+            });
+        }
+        self.read_padding(entry)?;
         Ok(data)
+    }
+
+    /// Reads the zero padding after an entry's data. Checked, not skipped, so that no byte of
+    /// the bundle can change without the bundle being refused.
+    pub fn read_padding(&mut self, entry: &EntryHeader) -> Result<(), BundleError> {
+        let mut pad = [0u8; BLOCK as usize];
+        let pad = &mut pad[..entry.padding() as usize];
+        let offset = self.pos;
+        self.read_exact(pad, &format!("the padding after {}", entry.name))?;
+        if pad.iter().any(|&b| b != 0) {
+            return Err(BundleError::TarHeader {
+                offset,
+                reason: format!("the padding after {} is not zero", entry.name),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the second zero block of the end-of-archive marker (the first ended the entries).
+    pub fn read_end_marker(&mut self) -> Result<(), BundleError> {
+        let mut block = [0u8; BLOCK as usize];
+        let offset = self.pos;
+        self.read_exact(&mut block, "the end-of-archive marker")?;
+        if block.iter().any(|&b| b != 0) {
+            return Err(BundleError::TarHeader {
+                offset,
+                reason: "the end-of-archive marker is not zero".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Skips `n` bytes.
@@ -199,4 +245,37 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+#[cfg(test)]
+mod read_entry_tests {
+    use super::*;
+
+    /// An entry that claims far more than the stream holds fails as truncated, without
+    /// allocating what it claims (1 TiB here: the allocation itself would abort the test).
+    #[test]
+    fn read_entry_allocates_what_arrives_not_what_is_claimed() {
+        let mut tar = TarStream::new(io::Cursor::new(vec![7u8; 100]));
+        let entry = EntryHeader {
+            name: "plugins/huge.wasm".into(),
+            size: 1 << 40,
+            data_offset: 0,
+        };
+        let err = tar.read_entry(&entry).unwrap_err();
+        assert!(
+            matches!(&err, BundleError::Truncated { offset: 0, expected }
+                if expected.contains("plugins/huge.wasm")),
+            "{err}"
+        );
+        assert_eq!(tar.position(), 100);
+
+        let mut tar = TarStream::new(io::Cursor::new(vec![0u8; 512]));
+        let entry = EntryHeader {
+            name: "manifest.json".into(),
+            size: 100,
+            data_offset: 0,
+        };
+        assert_eq!(tar.read_entry(&entry).unwrap(), vec![0u8; 100]);
+        assert_eq!(tar.position(), 512);
+    }
 }

@@ -310,6 +310,8 @@ fn a_flipped_byte_anywhere_is_refused() {
             data.start,
             data.start + data.len() / 2,
             data.end - 1,
+            // the zero padding after the data, when there is any
+            data.end.div_ceil(512) * 512 - 1,
         ];
         for spot in spots {
             let mut bad = good.clone();
@@ -317,6 +319,12 @@ fn a_flipped_byte_anywhere_is_refused() {
             let e = assert_refused(&bad, &trust, &format!("{name} byte {spot}"));
             assert!(!e.is_empty());
         }
+    }
+    // The end-of-archive marker is checked too.
+    for spot in [good.len() - 1024, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[spot] ^= 0x20;
+        assert_refused(&bad, &trust, &format!("end marker byte {spot}"));
     }
 }
 
@@ -328,10 +336,14 @@ fn every_truncation_is_refused_with_a_precise_reason() {
     let trust = policy(&[&key(1)], 1);
     // The end-of-archive blocks are required too: a bundle cut just before them is incomplete.
     let step = good.len() / 97;
-    for cut in (0..good.len() - 1024)
-        .step_by(step)
-        .chain([good.len() - 1025, 511, 512, 513])
-    {
+    for cut in (0..good.len() - 1024).step_by(step).chain([
+        good.len() - 1025,
+        good.len() - 512,
+        good.len() - 1,
+        511,
+        512,
+        513,
+    ]) {
         let e = assert_refused(&good[..cut], &trust, &format!("cut at {cut}"));
         if cut == 0 {
             assert!(e.contains("empty"), "{e}");

@@ -200,6 +200,9 @@ impl Device {
         self.check_policy(&manifest)?;
         let target = booted.other();
         self.take_bundled_plugins(&mut reader)?;
+        // The whole head (every chunk index) is verified before the update is recorded, so a
+        // corrupt head is a clean refusal that touches nothing.
+        reader.read_indexes()?;
         let plan = self.plan(&manifest, target)?;
         let release = Release {
             bundle: manifest.name.clone(),
