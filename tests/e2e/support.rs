@@ -141,18 +141,7 @@ impl Workspace {
             toml +=
                 &format!("[[payload]]\nname = \"{name}\"\nfile = \"{file}\"\nslot = \"{slot}\"\n");
         }
-        let spec = self.file(&format!("{out}.toml"), toml.as_bytes());
-        let path = self.path(out);
-        ok(&[
-            "bundle",
-            "create",
-            spec.to_str().unwrap(),
-            "--key",
-            self.key().to_str().unwrap(),
-            "-o",
-            path.to_str().unwrap(),
-        ]);
-        path
+        self.bundle_from_spec(out, &toml)
     }
 
     /// A simulated device of type `test-device` with rootfs slots of `slot_size` bytes, whose
