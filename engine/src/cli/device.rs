@@ -187,9 +187,7 @@ fn print_status(
         None => println!("update        none pending"),
     }
     if let Some(r) = &state.retry {
-        let at = humantime::format_rfc3339_seconds(
-            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(r.not_before),
-        );
+        let at = airlock::install::unix_to_rfc3339(r.not_before);
         println!(
             "retry         {} after {at}: hook {} asked to wait at {} (attempt {})",
             describe(&r.release),

@@ -1014,7 +1014,8 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn unix_to_rfc3339(secs: u64) -> String {
+/// Unix seconds as an RFC 3339 UTC time, as the journal's other times are written.
+pub fn unix_to_rfc3339(secs: u64) -> String {
     humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
         .to_string()
 }
