@@ -4,7 +4,11 @@
 #   bench/run.sh            all sections
 #   bench/run.sh bundle     build and verify a bundle of a 256 MiB image
 #   bench/run.sh install    install 256 MiB from a file and from loopback HTTP; peak RSS at 256 MiB and 1 GiB
+#   bench/run.sh delta      delta installs of three ext4 image pairs vs xdelta3, bsdiff and
+#                           zstd --patch-from (bench/delta.sh)
 #   bench/run.sh plugin     a trivial check plugin: first call, cached load, warm call, vs /bin/sh
+#   bench/run.sh plugin-langs  a check and a hook in Rust, Python, JavaScript and C: size, first
+#                           call (compile included), cached load, warm call, smallest memory cap
 #
 # Images come from ../shared/bench/make-image.sh (half random, a quarter zeros, a quarter text),
 # copied here as bench/make-image.sh so the figures compare across issues.
@@ -13,10 +17,10 @@ cd "$(dirname "$0")/.."
 root=$PWD
 out=${BENCH_DIR:-$root/bench/out}
 mkdir -p "$out"
-sections=${*:-bundle install plugin}
+sections=${*:-bundle install delta plugin plugin-langs}
 
 echo "building airlock (release)…" >&2
-cargo build --release -q -p airlock
+cargo build --release -q -p airlock -p airlock-testkit
 airlock=$root/target/release/airlock
 
 # seconds and peak RSS (KiB) of a command: "secs rss"
@@ -93,7 +97,64 @@ if [[ " $sections " == *" install "* ]]; then
   echo "  peak RSS of the install: $(( rss256 / 1024 )) MiB at 256 MiB, $(( rss1024 / 1024 )) MiB at 1 GiB (must stay flat)"
 fi
 
+if [[ " $sections " == *" delta "* ]]; then
+  bash "$root/bench/delta.sh" "$out"
+fi
+
 if [[ " $sections " == *" plugin "* ]]; then
   "$root/plugins/build.sh" >/dev/null
   cargo bench -q -p airlock --bench plugin_call 2>/dev/null
+fi
+
+if [[ " $sections " == *" plugin-langs "* ]]; then
+  # Needs the plugin toolchains (plugins/toolchains.sh says which are missing).
+  "$root/plugins/toolchains.sh" --check >/dev/null
+  "$root/plugins/build.sh" all >/dev/null 2>&1
+  www="$out/plugin-langs"; rm -rf "$www"; mkdir -p "$www/BAT0"
+  echo '{"status": "ok"}' > "$www/health"; echo go > "$www/go"
+  echo 80 > "$www/BAT0/capacity"; echo Discharging > "$www/BAT0/status"
+  ( exec python3 -u -m http.server --bind 127.0.0.1 --directory "$www" 0 ) > "$out/.http.log" 2>&1 &
+  http=$!
+  trap 'kill $http 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do port=$(grep -oE 'port [0-9]+' "$out/.http.log" | awk '{print $2}' || true); [ -n "$port" ] && break; sleep 0.1; done
+  u="http://127.0.0.1:$port"
+  p="$root/plugins/target"
+  rs="$p/wasm32-wasip2/release"
+  # name|component|arguments of `airlock plugin run` that make it approve
+  cases=(
+    "Rust check (http-health)|$rs/http_health.wasm|--config url=$u/health --allow-url $u/health"
+    "Rust hook (maintenance-window)|$rs/maintenance_window.wasm|--config window=00:00-23:59"
+    "Python check (health-json)|$p/python/health-json.wasm|--config url=$u/health --allow-url $u/health"
+    "Python hook (version-policy)|$p/python/version-policy.wasm|"
+    "JavaScript check (http-body)|$p/js/http-body.wasm|--config url=$u/health --allow-url $u/health"
+    "JavaScript hook (go-no-go)|$p/js/go-no-go.wasm|--config url=$u/go --allow-url $u/go"
+    "C check (http-status)|$p/c/http-status.wasm|--config url=$u/health --allow-url $u/health"
+    "C hook (battery)|$p/c/battery.wasm|--dir $www/BAT0:/battery"
+  )
+  field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+  load_and_call() { python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.1f" % (r["load_ms"] + r["first_call_ms"]))'; }
+  echo "== plugin-langs: airlock plugin run --json (release build, $(nproc) cores); times in ms =="
+  printf "  %-34s %10s %12s %12s %10s %10s\n" "plugin" "size KiB" "first call" "cached load" "warm call" "min memory"
+  for c in "${cases[@]}"; do
+    IFS='|' read -r label wasm args <<<"$c"
+    cache="$out/plugin-langs-cache"; rm -rf "$cache"
+    # shellcheck disable=SC2086 # $args is a list of arguments
+    cold=$("$airlock" plugin run "$wasm" --json --repeat 201 --cache "$cache" $args)
+    # shellcheck disable=SC2086
+    warm=$("$airlock" plugin run "$wasm" --json --cache "$cache" $args)
+    [ "$(field approved <<<"$cold")" = True ] || { echo "$label did not approve: $cold" >&2; exit 1; }
+    [ "$(field compiled <<<"$warm")" = False ] || { echo "$label: the second run compiled again" >&2; exit 1; }
+    first=$(load_and_call <<<"$cold")
+    cached=$(load_and_call <<<"$warm")
+    min=-
+    for mib in 2 4 8 12 16 24 32 48 64; do
+      # shellcheck disable=SC2086
+      if "$airlock" plugin run "$wasm" --cache "$cache" --memory "${mib}MiB" $args >/dev/null 2>&1; then min="$mib MiB"; break; fi
+    done
+    printf "  %-34s %10d %12s %12s %10s %10s\n" "$label" $(( $(stat -c %s "$wasm") / 1024 )) "$first" "$cached" "$(field warm_median_ms <<<"$cold")" "$min"
+  done
+  kill $http 2>/dev/null || true
+  echo "  first call: a new process, empty cache: load + compile + one call. cached load: a new process"
+  echo "  finding the component in the compile cache, + one call. warm call: median of 200 further calls"
+  echo "  in the first process (a fresh instance each). min memory: the smallest --memory that passes."
 fi

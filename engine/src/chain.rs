@@ -15,10 +15,122 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::plugin::Stage;
+/// Which world of `airlock:plugin` a component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum World {
+    Hook,
+    Check,
+    Installer,
+}
+
+impl World {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            World::Hook => "hook",
+            World::Check => "check",
+            World::Installer => "installer",
+        }
+    }
+}
+
+impl fmt::Display for World {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for World {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "hook" => Ok(World::Hook),
+            "check" => Ok(World::Check),
+            "installer" => Ok(World::Installer),
+            _ => Err(format!(
+                "unknown plugin world {s:?}: expected hook, check or installer"
+            )),
+        }
+    }
+}
+
+/// Where in an update a plugin is called (`stage` of the WIT `context`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    DownloadEnter,
+    DownloadLeave,
+    InstallEnter,
+    InstallLeave,
+    RebootEnter,
+    CommitEnter,
+    CommitLeave,
+    RollbackEnter,
+    RollbackLeave,
+    Failure,
+    Check,
+    Install,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 12] = [
+        Stage::DownloadEnter,
+        Stage::DownloadLeave,
+        Stage::InstallEnter,
+        Stage::InstallLeave,
+        Stage::RebootEnter,
+        Stage::CommitEnter,
+        Stage::CommitLeave,
+        Stage::RollbackEnter,
+        Stage::RollbackLeave,
+        Stage::Failure,
+        Stage::Check,
+        Stage::Install,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::DownloadEnter => "download-enter",
+            Stage::DownloadLeave => "download-leave",
+            Stage::InstallEnter => "install-enter",
+            Stage::InstallLeave => "install-leave",
+            Stage::RebootEnter => "reboot-enter",
+            Stage::CommitEnter => "commit-enter",
+            Stage::CommitLeave => "commit-leave",
+            Stage::RollbackEnter => "rollback-enter",
+            Stage::RollbackLeave => "rollback-leave",
+            Stage::Failure => "failure",
+            Stage::Check => "check",
+            Stage::Install => "install",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Stage {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Stage::ALL
+            .into_iter()
+            .find(|stage| stage.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown stage {s:?}: expected one of {}", names.join(", "))
+            })
+    }
+}
 
 /// The hook stages, in the order an update passes them.
 pub const HOOK_STAGES: [Stage; 10] = [
@@ -83,8 +195,7 @@ impl Chain {
     }
 
     /// Every plugin the chain names, with the world it must implement.
-    pub fn named(&self) -> Vec<(&str, crate::plugin::World)> {
-        use crate::plugin::World;
+    pub fn named(&self) -> Vec<(&str, World)> {
         let mut out: Vec<(&str, World)> = Vec::new();
         for names in self.hooks.values() {
             out.extend(names.iter().map(|n| (n.as_str(), World::Hook)));

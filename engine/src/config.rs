@@ -2,6 +2,8 @@
 //! slots and downloads. Unknown keys are refused, so that a misspelt key fails loudly instead of
 //! silently turning a feature off. Relative paths are relative to the file's directory.
 
+mod plugin;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,8 +11,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::boot::BootConfig;
-use crate::chain::Chain;
-use crate::plugin::PluginConfig;
+use crate::chain::{Chain, World};
+
+pub use plugin::{ByteSize, DEFAULT_MEMORY, DEFAULT_TIMEOUT, DirGrant, PluginConfig};
 
 /// Where the configuration lives unless `--config` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/airlock/airlock.toml";
@@ -103,6 +106,8 @@ pub struct DownloadConfig {
     pub backoff: Duration,
     /// An extra CA certificate (PEM) to trust for HTTPS.
     pub ca_file: Option<PathBuf>,
+    /// Delta installs over HTTP(S): download only the chunks the active slot does not hold.
+    pub delta: bool,
 }
 
 impl Default for DownloadConfig {
@@ -113,6 +118,7 @@ impl Default for DownloadConfig {
             read_timeout: Duration::from_secs(30),
             backoff: Duration::from_secs(1),
             ca_file: None,
+            delta: true,
         }
     }
 }
@@ -264,8 +270,7 @@ impl Config {
         }
         let chain = Chain::from_table(&raw.chain, &device.device_type).map_err(invalid)?;
         for (name, world) in chain.named() {
-            let bundled_installer =
-                world == crate::plugin::World::Installer && chain.bundled_plugins;
+            let bundled_installer = world == World::Installer && chain.bundled_plugins;
             if !plugins.contains_key(name) && !bundled_installer {
                 return Err(invalid(format!(
                     "the chain names plugin {name:?} ({world}), but there is no [plugins.{name}] table; add one with its path"

@@ -9,16 +9,25 @@
 //! - `boot`: bootloader backends (grub, uboot, sim, command)
 //! - `state`: the persistent, redundant, checksummed state journal
 //! - [`fsutil`]: durable file writes shared by everything that persists
+//!
+//! The `device` feature (on by default) adds what runs an update: `source` (reqwest), `plugin`
+//! (the wasmtime host) and `install`, and is what the `airlock` binary needs. Without it
+//! (`default-features = false`) the crate is the formats and their parsers — bundle, manifest,
+//! chunk index, configuration, boot environments, state journal, slots — which is what the fuzz
+//! targets (`fuzz/`) build against without compiling wasmtime.
 
 pub mod boot;
 pub mod bundle;
 pub mod chain;
 pub mod config;
 pub mod fsutil;
+#[cfg(feature = "device")]
 pub mod install;
 pub mod keys;
+#[cfg(feature = "device")]
 pub mod plugin;
 pub mod slot;
+#[cfg(feature = "device")]
 pub mod source;
 pub mod state;
 pub mod trust;

@@ -8,6 +8,12 @@ use serde_json::Value;
 
 use crate::support::*;
 
+/// The disk and input part of the fault-injection suite (see `fault_case`).
+static INPUT: FaultGroup = FaultGroup {
+    name: "disk and input faults",
+    holds: "a clear error and the active slot untouched in each",
+};
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -79,6 +85,7 @@ fn bundle_for_another_device_type_is_refused() {
         &b,
         &["other-device", "test-device", "compatible"],
     );
+    fault_case(&INPUT, "wrong device type", "refused before writing");
 }
 
 #[test]
@@ -94,6 +101,7 @@ fn expired_bundle_is_refused() {
         "expires = \"2020-01-01T00:00:00Z\"",
     );
     refused(&dev, "a", &factory, &b, &["expired", "2020-01-01"]);
+    fault_case(&INPUT, "expired bundle", "refused before writing");
 }
 
 #[test]
@@ -120,6 +128,7 @@ fn bundle_signed_by_an_untrusted_key_is_refused() {
         &b,
         &["0 valid signature(s) from trusted keys"],
     );
+    fault_case(&INPUT, "untrusted key", "refused before writing");
 }
 
 #[test]
@@ -141,6 +150,7 @@ fn payload_for_a_slot_class_the_device_lacks_is_refused() {
         &b,
         &["\"modem\"", "app, rootfs", "[slots.modem]"],
     );
+    fault_case(&INPUT, "unknown slot class", "refused before writing");
 }
 
 #[test]
@@ -156,6 +166,7 @@ fn payload_larger_than_the_slot_is_refused() {
         &b,
         &["2097152 bytes", "holds only 1048576", "rootfs.b"],
     );
+    fault_case(&INPUT, "slot too small", "refused before writing");
 }
 
 #[test]
@@ -178,6 +189,7 @@ fn missing_slot_device_is_refused() {
         st["update"].is_null() && st["last_result"] == before["last_result"],
         "{st}"
     );
+    fault_case(&INPUT, "missing slot device", "refused before writing");
 }
 
 #[test]
@@ -203,6 +215,7 @@ fn downgrade_is_refused_unless_allowed() {
             "allow_downgrade = true",
         ],
     );
+    fault_case(&INPUT, "downgrade", "refused before writing");
 
     dev.edit_config("threshold = 1\n", "threshold = 1\nallow_downgrade = true\n");
     let out = dev.install(&b1);
@@ -241,6 +254,7 @@ fn unreadable_configuration_names_the_file() {
             "{e}"
         );
     }
+    let mut cases = vec!["missing configuration file"];
 
     // A directory where the file should be.
     let e = fails(&["--config", s(&dev.dir), "install", s(&b)]);
@@ -248,11 +262,13 @@ fn unreadable_configuration_names_the_file() {
         e.contains(s(&dev.dir)) && e.contains("cannot read the configuration"),
         "{e}"
     );
+    cases.push("a directory as the configuration");
 
     // Not text at all.
     let garbage = ws.file("garbage.toml", &random_bytes(4096, 7));
     let e = fails(&["--config", s(&garbage), "install", s(&b)]);
     assert!(e.contains(s(&garbage)), "{e}");
+    cases.push("binary garbage as the configuration");
 
     // Not readable by this user; root reads anything, so only without root.
     if unsafe { libc::geteuid() } == 0 {
@@ -268,6 +284,7 @@ fn unreadable_configuration_names_the_file() {
             e.contains(s(&locked)) && e.contains("ermission denied"),
             "{e}"
         );
+        cases.push("unreadable configuration (mode 000)");
     }
 
     // Nothing happened to the device.
@@ -276,6 +293,9 @@ fn unreadable_configuration_names_the_file() {
         st["update"].is_null() && st["last_result"].is_null(),
         "{st}"
     );
+    for case in cases {
+        fault_case(&INPUT, case, "refused before writing");
+    }
 }
 
 #[test]
@@ -304,6 +324,11 @@ fn unknown_configuration_key_names_file_line_and_key() {
         );
         assert!(e.contains("colour"), "the error should name the key:\n{e}");
     }
+    fault_case(
+        &INPUT,
+        "unknown configuration key",
+        "refused before writing",
+    );
     // A misspelt download setting, too.
     dev.edit_config("colour = \"blue\"\n", "");
     dev.append_config("[download]\nread_timout = \"1s\"\n");
@@ -315,6 +340,11 @@ fn unknown_configuration_key_names_file_line_and_key() {
     dev.edit_config("read_timout", "read_timeout");
     dev.install(&b);
     assert_eq!(dev.slot("a"), factory);
+    fault_case(
+        &INPUT,
+        "misspelt configuration key",
+        "refused before writing",
+    );
 }
 
 #[test]
@@ -334,6 +364,11 @@ fn slot_on_a_character_device_is_refused() {
     assert!(
         st["update"].is_null() && st["last_result"].is_null(),
         "{st}"
+    );
+    fault_case(
+        &INPUT,
+        "a character device as the slot",
+        "refused before writing",
     );
 }
 
@@ -414,6 +449,11 @@ fn write_failure_mid_payload_via_file_size_limit() {
     assert_prefix(&dev.slot_path("b"), &img);
     dev.reboot(false);
     assert_eq!(dev.status()["committed"]["version"], "1.0.0");
+    fault_case(
+        &INPUT,
+        "write error half-way (RLIMIT_FSIZE)",
+        "failed mid-write",
+    );
 }
 
 /// Unmounts on drop, so that a failing test leaves no mount behind.
@@ -479,6 +519,11 @@ fn full_disk_on_a_tiny_tmpfs() {
     );
     dev.install(&b);
     assert_prefix(&dev.slot_path("b"), &img);
+    fault_case(
+        &INPUT,
+        "disk full half-way (1 MiB tmpfs)",
+        "failed mid-write",
+    );
 }
 
 /// Flips one bit in the middle of a bundle file (inside the payload chunks).
@@ -536,6 +581,7 @@ fn corrupt_chunk_fails_the_install_and_a_good_one_follows() {
     assert_eq!(st["last_result"]["result"], "committed");
     assert_prefix(&dev.slot_path("b"), &img);
     assert_eq!(dev.slot("a"), factory);
+    fault_case(&INPUT, "corrupt chunk", "failed at the bad chunk");
 }
 
 #[test]
@@ -563,6 +609,13 @@ fn garbage_empty_and_truncated_bundles() {
         st["update"].is_null() && st["last_result"].is_null(),
         "{st}"
     );
+    for case in [
+        "random bytes as a bundle",
+        "an HTML page as a bundle",
+        "empty bundle",
+    ] {
+        fault_case(&INPUT, case, "refused before writing");
+    }
 
     // Cut in the middle of the payload: the install is interrupted, not failed, and the
     // complete file later continues it.
@@ -588,6 +641,11 @@ fn garbage_empty_and_truncated_bundles() {
     assert_eq!(report["version"], "1.0.0");
     assert_prefix(&dev.slot_path("b"), &img);
     assert_eq!(dev.slot("a"), factory);
+    fault_case(
+        &INPUT,
+        "bundle truncated mid-payload",
+        "interrupted, then resumed",
+    );
 }
 
 /// A tar with one regular file whose name is written as given (the tar crate refuses to
@@ -663,6 +721,11 @@ fn directory_slot_refuses_entries_escaping_it() {
             std::fs::read(dev.dir.join("app/bin/app")).unwrap(),
             b"hello",
             "{what}: the active side changed"
+        );
+        fault_case(
+            &INPUT,
+            &format!("archive entry escaping a directory slot ({what})"),
+            "failed at the bad entry",
         );
     }
     assert_eq!(dev.slot("a"), factory);

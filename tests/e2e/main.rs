@@ -5,9 +5,12 @@ mod support;
 
 mod bad_input;
 mod bundle_cli;
+mod delta;
+mod docs;
 mod hostile_stages;
 mod http;
 mod install_flow;
 mod mutation;
+mod plugin_langs;
 mod plugins;
 mod power_cut;

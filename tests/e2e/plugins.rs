@@ -11,6 +11,13 @@ use airlock_testkit::{FaultServer, Faults};
 
 use crate::support::*;
 
+/// The plugin part of the fault-injection suite (see `fault_case`); hostile_stages.rs puts
+/// hostile hooks at every stage and reports on its own.
+static PLUGINS: FaultGroup = FaultGroup {
+    name: "failing and hostile plugins",
+    holds: "airlock never down and the running release untouched in each",
+};
+
 /// A device with 2 MiB slots (slot a holds its factory image) and a signed 1 MiB update for it.
 struct Setup {
     ws: Workspace,
@@ -150,6 +157,7 @@ fn check_answered_500_rolls_back() {
         reason.contains(&format!("GET {url} answered status 500, expected 200")),
         "{reason}"
     );
+    fault_case(&PLUGINS, "health check answered 500", "rolled back");
 }
 
 #[test]
@@ -163,6 +171,7 @@ fn check_with_wrong_body_rolls_back() {
         reason.contains("answered status 200 but its body") && reason.contains("\"ready\""),
         "{reason}"
     );
+    fault_case(&PLUGINS, "health check with the wrong body", "rolled back");
 }
 
 // ---- hooks ----
@@ -189,6 +198,11 @@ fn aborting_download_enter_hook_leaves_the_device_untouched() {
     assert!(
         e.contains(&format!("{} has ", s.dev.dir.display())) && e.contains("needed (min_free)"),
         "{e}"
+    );
+    fault_case(
+        &PLUGINS,
+        "hook aborting at download-enter",
+        "refused before writing",
     );
 }
 
@@ -289,6 +303,11 @@ fn retry_later_is_journaled_honoured_and_then_installs() {
     let out = reboot(&s.dev);
     assert!(out.contains("committed"), "{out}");
     assert_eq!(s.dev.status()["committed"]["version"], "1.0.0");
+    fault_case(
+        &PLUGINS,
+        "hook answering retry-later",
+        "postponed, then installed",
+    );
 }
 
 #[test]
@@ -309,6 +328,11 @@ fn retry_limit_turns_repeated_retry_later_into_a_failure() {
     assert!(
         s.dev.journal().1["retry"].is_null(),
         "the failure must clear the retry"
+    );
+    fault_case(
+        &PLUGINS,
+        "retry-later beyond the retry-limit",
+        "refused before writing",
     );
 }
 
@@ -410,6 +434,11 @@ fn installer_plugin_installs_commits_and_rolls_back_its_payload() {
     assert_eq!(st["last_result"]["result"], "rolled-back", "{st}");
     assert_eq!(st["committed"]["version"], "1.0.0", "{st}");
     assert_eq!(st["booted"], "b", "{st}");
+    fault_case(
+        &PLUGINS,
+        "installer plugin on a failed trial boot",
+        "rolled back",
+    );
 }
 
 // ---- hostile plugins ----
@@ -424,6 +453,7 @@ fn hostile_check(name: &str, wasm: &str, extra: &str, expect: &[&str]) -> String
     for e in expect {
         assert!(reason.contains(e), "{name}: {e:?} not in {reason:?}");
     }
+    fault_case(&PLUGINS, &format!("hostile check {name}"), "rolled back");
     reason
 }
 
@@ -511,6 +541,11 @@ fn hostile_loop_forever_hook_times_out_and_refuses_the_update() {
     s.dev.set_chain("download-enter = [\"loop-forever\"]");
     let e = install_and_expect_refusal(&s, "loop-forever");
     assert!(e.contains("plugin loop-forever timed out after 1s"), "{e}");
+    fault_case(
+        &PLUGINS,
+        "hook looping forever (1 s timeout)",
+        "refused before writing",
+    );
 }
 
 // ---- misconfiguration ----
@@ -543,6 +578,11 @@ fn check_plugin_configured_as_hook_is_a_clear_error() {
         e.contains("plugin health implements the check world but is configured as a hook"),
         "{e}"
     );
+    fault_case(
+        &PLUGINS,
+        "check plugin configured as a hook",
+        "refused before writing",
+    );
 }
 
 #[test]
@@ -563,4 +603,5 @@ fn missing_plugin_file_is_a_clear_error() {
         )) && e.contains("check [plugins.health] path"),
         "{e}"
     );
+    fault_case(&PLUGINS, "missing plugin file", "refused before writing");
 }

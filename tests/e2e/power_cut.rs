@@ -945,7 +945,7 @@ fn install_after_a_kill_mid_payload_resumes() {
     let report: Value = serde_json::from_str(&out).expect("install --json is JSON");
     let resumed = report["resumed_bytes"].as_u64().unwrap();
     let total = report["payload_bytes"].as_u64().unwrap();
-    let transferred = report["transferred_bytes"].as_u64().unwrap();
+    let transferred = report["fetched_bytes"].as_u64().unwrap();
     let bundle_size = std::fs::metadata(&fx.bundle).unwrap().len();
     assert!(
         resumed > 0 && resumed < total,

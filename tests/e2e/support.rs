@@ -522,7 +522,8 @@ impl Device {
     }
 }
 
-// ---- Helpers for the fault-injection suite (hostile_stages.rs, mutation.rs, power_cut.rs) ----
+// ---- Helpers for the fault-injection suite (hostile_stages.rs, mutation.rs, power_cut.rs, and
+// the cases of http.rs, bad_input.rs and plugins.rs) ----
 
 /// Prints one count line of the fault-injection suite, `reliability: LINE`. When
 /// `AIRLOCK_RELIABILITY_REPORT` names a file (scripts/test sets it), the line is also appended
@@ -541,6 +542,69 @@ pub fn reliability_report(line: &str) {
             .unwrap_or_else(|e| panic!("cannot append to {}: {e}", path.display()));
         f.write_all(format!("{line}\n").as_bytes()).unwrap();
     }
+}
+
+/// A part of the fault-injection suite whose cases are spread over many small tests (http.rs,
+/// bad_input.rs, plugins.rs), reported as one line: its name and what held in every case.
+pub struct FaultGroup {
+    pub name: &'static str,
+    pub holds: &'static str,
+}
+
+/// Records one case of `group` that ran and passed its checks (call it after them), and how it
+/// ended (`outcome`, e.g. "refused before writing"). When the test process exits, every group
+/// with cases gets one [`reliability_report`] line, e.g. `network faults: 14 cases, active slot
+/// untouched in each: 5 installed (503 twice, stall, …), …`: counted from what ran, so a
+/// filtered run reports only its own cases and a skipped case is not counted.
+pub fn fault_case(group: &'static FaultGroup, case: &str, outcome: &'static str) {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: registers a plain function with no arguments; it runs once, at exit, after
+        // the test harness has joined its test threads.
+        unsafe { libc::atexit(report_fault_cases) };
+    });
+    fault_cases()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push((group, case.to_string(), outcome));
+}
+
+type FaultCases = std::sync::Mutex<Vec<(&'static FaultGroup, String, &'static str)>>;
+
+fn fault_cases() -> &'static FaultCases {
+    static CASES: FaultCases = std::sync::Mutex::new(Vec::new());
+    &CASES
+}
+
+extern "C" fn report_fault_cases() {
+    use std::collections::BTreeMap;
+    // A panic must not cross into C (that would abort a run whose tests all passed).
+    let _ = std::panic::catch_unwind(|| {
+        let cases = fault_cases()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut groups: BTreeMap<&str, (&FaultGroup, BTreeMap<&str, Vec<&str>>)> = BTreeMap::new();
+        for (group, case, outcome) in cases.iter() {
+            let (_, outcomes) = groups.entry(group.name).or_insert((group, BTreeMap::new()));
+            outcomes.entry(outcome).or_default().push(case);
+        }
+        for (group, outcomes) in groups.values_mut() {
+            let total: usize = outcomes.values().map(Vec::len).sum();
+            let ends: Vec<String> = outcomes
+                .iter_mut()
+                .map(|(outcome, names)| {
+                    names.sort();
+                    format!("{} {outcome} ({})", names.len(), names.join(", "))
+                })
+                .collect();
+            reliability_report(&format!(
+                "{}: {total} cases, {}: {}",
+                group.name,
+                group.holds,
+                ends.join("; ")
+            ));
+        }
+    });
 }
 
 /// Copies the folder `from` to `to` (which must not exist): files, folders and symlinks (kept

@@ -67,6 +67,13 @@ pub enum BundleError {
     NoSuchPayload(String, String),
     #[error("bundle description {path}: {reason}")]
     Spec { path: String, reason: String },
+    /// An error in one of several bundles, naming which.
+    #[error("{path}: {source}")]
+    InFile {
+        path: String,
+        #[source]
+        source: Box<BundleError>,
+    },
 }
 
 impl BundleError {

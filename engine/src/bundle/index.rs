@@ -77,6 +77,42 @@ impl ChunkIndex {
                 Self::encoded_len(payload.chunks)
             )));
         }
+        let (index, total, stored_total) = Self::decode_entries(bytes, &payload.name)?;
+        if index.entries.len() as u64 != payload.chunks {
+            return Err(bad(format!(
+                "{} chunks, the manifest says {}",
+                index.entries.len(),
+                payload.chunks
+            )));
+        }
+        if total != payload.size || stored_total != payload.stored_size {
+            return Err(bad(format!(
+                "chunks add up to {total} bytes ({stored_total} stored), the manifest says {} ({} stored)",
+                payload.size, payload.stored_size
+            )));
+        }
+        Ok(index)
+    }
+
+    /// Decodes an index with nothing to check it against but itself: the device's own record
+    /// of what it wrote into a slot. Whatever it names is checked against the slot's bytes
+    /// before use, so a stale or damaged record costs bandwidth, never correctness.
+    pub fn decode_record(bytes: &[u8], name: &str) -> Result<Self, BundleError> {
+        Self::decode_entries(bytes, name).map(|(index, _, _)| index)
+    }
+
+    /// The entries, and their total and stored lengths.
+    fn decode_entries(bytes: &[u8], name: &str) -> Result<(Self, u64, u64), BundleError> {
+        let bad = |reason: String| BundleError::InvalidIndex {
+            payload: name.to_string(),
+            reason,
+        };
+        if (bytes.len() as u64) < HEADER_LEN {
+            return Err(bad(format!(
+                "{} bytes, shorter than the header",
+                bytes.len()
+            )));
+        }
         let (header, body) = bytes.split_at(HEADER_LEN as usize);
         if &header[..8] != MAGIC {
             return Err(bad("missing AIRLKIDX magic".into()));
@@ -91,10 +127,10 @@ impl ChunkIndex {
             return Err(bad("entry size is not 48".into()));
         }
         let count = u64::from_le_bytes(header[16..24].try_into().unwrap_or_default());
-        if count != payload.chunks {
+        if body.len() as u64 != count.saturating_mul(ENTRY_LEN) {
             return Err(bad(format!(
-                "{count} chunks, the manifest says {}",
-                payload.chunks
+                "{} bytes of entries, but the header says {count} chunks",
+                body.len()
             )));
         }
         let mut entries = Vec::with_capacity(body.len() / ENTRY_LEN as usize);
@@ -133,13 +169,7 @@ impl ChunkIndex {
                 sha256: Sha256Hex(sha),
             });
         }
-        if total != payload.size || stored_total != payload.stored_size {
-            return Err(bad(format!(
-                "chunks add up to {total} bytes ({stored_total} stored), the manifest says {} ({} stored)",
-                payload.size, payload.stored_size
-            )));
-        }
-        Ok(ChunkIndex { entries })
+        Ok((ChunkIndex { entries }, total, stored_total))
     }
 
     /// Offset of chunk `i` in the uncompressed payload.

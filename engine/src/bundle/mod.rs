@@ -41,6 +41,7 @@
 
 mod check;
 mod chunk;
+mod delta;
 mod error;
 mod index;
 mod manifest;
@@ -52,6 +53,10 @@ mod writer;
 
 pub use check::{VerifyReport, extract, open_file, verify};
 pub use chunk::{CHUNK_AVG, CHUNK_MAX, CHUNK_MIN};
+pub use delta::{
+    BundleLayout, COALESCE_GAP, DeltaPlan, DiffReport, FIRST_REQUEST, PayloadDiff, PayloadSpan,
+    diff,
+};
 pub use error::BundleError;
 pub use index::{ChunkEntry, ChunkIndex};
 pub use manifest::{

@@ -5,6 +5,7 @@
 use sha2::{Digest, Sha256};
 
 use super::chunk::ChunkDecoder;
+use super::delta::BundleLayout;
 use super::index::ChunkIndex;
 use super::manifest::{MANIFEST_MAX, Manifest, PluginInfo};
 use super::signature::{SIGNATURE_FILE_MAX, SignatureFile};
@@ -59,6 +60,8 @@ pub struct BundleReader<R> {
     plain: Vec<u8>,
     decoder: ChunkDecoder,
     payload_entry: Option<EntryHeader>,
+    /// Where `manifest.sig` (with its padding) ends: the layout follows from the manifest.
+    after_signatures: u64,
 }
 
 impl<R: BundleInput> BundleReader<R> {
@@ -78,6 +81,7 @@ impl<R: BundleInput> BundleReader<R> {
         let manifest = Manifest::parse(&manifest_bytes)?;
         let entry = expect_entry(&mut tar, "manifest.sig", SIGNATURE_FILE_MAX)?;
         let signatures = SignatureFile::parse(&tar.read_entry(&entry)?)?;
+        let after_signatures = tar.position();
         Ok(Self {
             tar,
             manifest,
@@ -91,7 +95,19 @@ impl<R: BundleInput> BundleReader<R> {
             decoder: ChunkDecoder::new()
                 .map_err(|e| BundleError::io("starting the zstd decoder", e))?,
             payload_entry: None,
+            after_signatures,
         })
+    }
+
+    /// Where every entry of the bundle lies, as the manifest describes it (a bundle that does
+    /// not match is refused when the reader gets there).
+    pub fn layout(&self) -> BundleLayout {
+        BundleLayout::new(&self.manifest, self.after_signatures)
+    }
+
+    /// The input the bundle is read from, e.g. to tell a source which ranges will be read.
+    pub fn input_mut(&mut self) -> &mut R {
+        self.tar.input_mut()
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -167,28 +183,6 @@ impl<R: BundleInput> BundleReader<R> {
     /// The verified index of payload `n` (after [`Self::read_indexes`]).
     pub fn index(&self, payload: usize) -> Option<&ChunkIndex> {
         self.indexes.get(payload)
-    }
-
-    /// Absolute offsets in the bundle where each payload's stored chunks start, derived from
-    /// the head; lets an HTTP install fetch any chunk with a Range request.
-    pub fn payload_data_offsets(&mut self) -> Result<Vec<u64>, BundleError> {
-        self.read_indexes()?;
-        let Position::PayloadHeader(0) = self.at else {
-            return Err(BundleError::invalid(
-                "payload offsets are only known before the first payload is read",
-            ));
-        };
-        let mut offset = self.tar.position();
-        Ok(self
-            .manifest
-            .payloads
-            .iter()
-            .map(|p| {
-                let data = offset + BLOCK;
-                offset = data + p.stored_size.div_ceil(BLOCK) * BLOCK;
-                data
-            })
-            .collect())
     }
 
     /// Moves to the next payload (skipping the rest of the current one and any head not yet
@@ -298,7 +292,7 @@ impl<R: BundleInput> BundleReader<R> {
             return Ok(());
         };
         let entries = &self.indexes[payload].entries;
-        let end = (chunk + n).min(entries.len() as u64);
+        let end = chunk.saturating_add(n).min(entries.len() as u64);
         let skipped = &entries[chunk as usize..end as usize];
         let stored: u64 = skipped.iter().map(|e| u64::from(e.stored_length)).sum();
         let plain: u64 = skipped.iter().map(|e| u64::from(e.length)).sum();

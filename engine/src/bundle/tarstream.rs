@@ -83,6 +83,10 @@ impl<R: BundleInput> TarStream<R> {
         self.pos
     }
 
+    pub fn input_mut(&mut self) -> &mut R {
+        &mut self.input
+    }
+
     pub fn into_inner(self) -> R {
         self.input
     }

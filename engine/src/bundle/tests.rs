@@ -570,3 +570,40 @@ fn spec_errors_name_the_file_and_key() {
     assert!(e.contains("exactly one of `slot`"), "{e}");
     let _ = Path::new("");
 }
+
+#[test]
+fn layout_from_the_manifest_matches_where_the_reader_finds_each_entry() {
+    let fx = Fixture::new(&[("rootfs", 1_500_000), ("app", 70_000)]);
+    let mut spec = fx.spec();
+    // A bundled plugin of an odd size, so that its padding counts.
+    let plugin = fx.dir.path().join("health.wasm");
+    std::fs::write(&plugin, vec![7u8; 1001]).unwrap();
+    spec.plugins.push(PluginSpec {
+        name: "health".into(),
+        file: plugin,
+        world: "check".into(),
+    });
+    let out = fx.dir.path().join("layout.airlock");
+    create_bundle(
+        &spec,
+        &[key(1)],
+        &out,
+        &CreateOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let bytes = std::fs::read(&out).unwrap();
+
+    let mut reader = BundleReader::open(Cursor::new(&bytes[..]), &policy(&[&key(1)], 1)).unwrap();
+    let layout = reader.layout();
+    reader.read_indexes().unwrap();
+    assert_eq!(reader.position(), layout.head_end);
+    while let Some(n) = reader.next_payload().unwrap() {
+        let span = layout.payloads[n];
+        assert_eq!(reader.position(), span.data, "payload {n}");
+        reader.skip_chunks(u64::MAX).unwrap();
+        assert_eq!(reader.position(), span.padded_end, "payload {n}");
+    }
+    reader.finish().unwrap();
+    assert_eq!(layout.end, bytes.len() as u64);
+}

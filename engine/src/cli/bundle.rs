@@ -72,6 +72,19 @@ pub enum BundleCommand {
         #[arg(long, default_value_t = 1)]
         threshold: usize,
     },
+    /// How much a device running OLD downloads to install NEW over HTTP (delta install).
+    Diff {
+        /// The bundle the device runs.
+        old: PathBuf,
+        /// The bundle it will install.
+        new: PathBuf,
+        /// A slot class the device keeps as a directory slot (its archive payloads are
+        /// downloaded whole); repeatable.
+        #[arg(long = "directory-slot", value_name = "CLASS")]
+        directory_slots: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(cmd: BundleCommand) -> Result<()> {
@@ -98,7 +111,47 @@ pub fn run(cmd: BundleCommand) -> Result<()> {
             keys,
             threshold,
         } => extract(&bundle, &payload, &output, &keys, threshold),
+        BundleCommand::Diff {
+            old,
+            new,
+            directory_slots,
+            json,
+        } => diff(&old, &new, &directory_slots, json),
     }
+}
+
+fn diff(old: &Path, new: &Path, directory_slots: &[String], json: bool) -> Result<()> {
+    let report = bundle::diff(old, new, directory_slots)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "a device running {} downloads {} of {} to install {} ({:.1}%, {} requests after the first)",
+        old.display(),
+        HumanBytes(report.download),
+        HumanBytes(report.bundle_size),
+        new.display(),
+        ratio(report.download, report.bundle_size) * 100.0,
+        report.requests
+    );
+    for p in &report.payloads {
+        let detail = p.note.clone().unwrap_or_else(|| {
+            format!(
+                "{} of {} chunks reused ({}), {} to download",
+                p.reused_chunks,
+                p.chunks,
+                HumanBytes(p.reused_bytes),
+                HumanBytes(p.download)
+            )
+        });
+        println!(
+            "  {:<16} {:>10}  {detail}",
+            p.name,
+            HumanBytes(p.size).to_string()
+        );
+    }
+    Ok(())
 }
 
 fn create(

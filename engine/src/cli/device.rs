@@ -39,21 +39,26 @@ pub fn install(config: &Path, source: &str, json: bool) -> Result<()> {
             report.bundle, report.version
         );
     } else {
-        let resumed = if report.resumed_bytes > 0 {
-            format!(
-                ", {} already in the slot from an interrupted attempt",
+        let mut sources = vec![format!("{} downloaded", HumanBytes(report.fetched_bytes))];
+        if report.reused_bytes > 0 {
+            sources.push(format!(
+                "{} reused from the active slot",
+                HumanBytes(report.reused_bytes)
+            ));
+        }
+        if report.resumed_bytes > 0 {
+            sources.push(format!(
+                "{} already in the slot from an interrupted attempt",
                 HumanBytes(report.resumed_bytes)
-            )
-        } else {
-            String::new()
-        };
+            ));
+        }
         println!(
-            "installed {} {} into slot {} ({} written{resumed}, {} transferred)",
+            "installed {} {} into slot {} ({} of payload: {})",
             report.bundle,
             report.version,
             report.slot.map_or("-".into(), |s| s.to_string()),
-            HumanBytes(report.payload_bytes - report.resumed_bytes),
-            HumanBytes(report.transferred_bytes)
+            HumanBytes(report.payload_bytes),
+            sources.join(", ")
         );
         println!(
             "reboot to try it once; `airlock boot` commits it on the new slot, or the bootloader falls back"
@@ -154,9 +159,9 @@ fn print_status(
         let content = match state.slot(slot) {
             None => "unknown (factory image or partly written)".to_string(),
             Some(c) if slot != primary && state.committed.as_ref() != Some(&c.release) => {
-                format!("{} (not committed)", describe(&c.release))
+                format!("{} (not committed){}", describe(&c.release), download(c))
             }
-            Some(c) => describe(&c.release),
+            Some(c) => format!("{}{}", describe(&c.release), download(c)),
         };
         let mark = if slot == primary { "  [primary]" } else { "" };
         println!("slot {slot}        {content}{mark}");
@@ -214,6 +219,18 @@ fn print_status(
             o.at
         );
     }
+}
+
+/// How a slot's content got there: `; 3.1 MiB downloaded, 60 MiB reused`.
+fn download(content: &airlock::install::record::SlotContent) -> String {
+    let Some(d) = content.download else {
+        return String::new();
+    };
+    let mut parts = vec![format!("{} downloaded", HumanBytes(d.fetched))];
+    if d.reused > 0 {
+        parts.push(format!("{} reused", HumanBytes(d.reused)));
+    }
+    format!("; {}", parts.join(", "))
 }
 
 /// `airlock reboot`: the reboot-enter hooks may veto or postpone, then the system reboots.

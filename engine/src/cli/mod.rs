@@ -5,6 +5,7 @@ mod device;
 mod key;
 mod plugin;
 mod progress;
+mod scaffold;
 mod sim;
 
 use std::path::PathBuf;

@@ -12,6 +12,8 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::json;
 
+use super::scaffold::{self, Kind, Lang};
+
 #[derive(Subcommand)]
 pub enum PluginCommand {
     /// Run a plugin against a made-up update, with the sandbox of a device.
@@ -53,6 +55,23 @@ pub enum PluginCommand {
         /// Run it this many times and report the timing of the first and of the warm calls.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
+        /// Print the verdict and the timings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a plugin project (WIT, source, build.sh, test.sh) that builds and runs as it is.
+    New {
+        /// The plugin's name: lowercase letters, digits and dashes.
+        name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum, default_value_t = Lang::Rust)]
+        lang: Lang,
+        /// Which world it implements.
+        #[arg(long, value_enum, default_value_t = Kind::Check)]
+        world: Kind,
+        /// The folder to create (default: ./NAME). It must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Show a plugin's world, WIT version, imports, exports and size, without running it.
     Inspect {
@@ -91,6 +110,7 @@ pub fn run(cmd: PluginCommand) -> Result<()> {
             device_type,
             cache,
             repeat,
+            json,
         } => {
             let mut cfg = PluginConfig::new(absolute(&plugin)?);
             cfg.timeout = timeout;
@@ -113,16 +133,22 @@ pub fn run(cmd: PluginCommand) -> Result<()> {
                 cfg.config
                     .insert(k.to_string(), toml::Value::String(v.to_string()));
             }
-            run_plugin(
-                &plugin,
-                &cfg,
+            let run = Run {
                 stage,
-                payload.as_deref(),
-                &device_type,
-                &cache_dir(cache)?,
-                repeat.max(1),
-            )
+                payload: payload.as_deref(),
+                device_type: &device_type,
+                cache: &cache_dir(cache)?,
+                repeat: repeat.max(1),
+                json,
+            };
+            run_plugin(&plugin, &cfg, &run)
         }
+        PluginCommand::New {
+            name,
+            lang,
+            world,
+            dir,
+        } => new_project(&name, lang, world, dir),
         PluginCommand::Inspect { plugin, json } => inspect(&plugin, json),
         PluginCommand::Compile {
             plugin,
@@ -133,21 +159,25 @@ pub fn run(cmd: PluginCommand) -> Result<()> {
     }
 }
 
-fn run_plugin(
-    path: &Path,
-    cfg: &PluginConfig,
+/// How `airlock plugin run` runs a plugin.
+struct Run<'a> {
     stage: Option<Stage>,
-    payload: Option<&Path>,
-    device_type: &str,
-    cache: &Path,
+    payload: Option<&'a Path>,
+    device_type: &'a str,
+    cache: &'a Path,
     repeat: u32,
-) -> Result<()> {
+    json: bool,
+}
+
+fn run_plugin(path: &Path, cfg: &PluginConfig, run: &Run) -> Result<()> {
     let name = plugin_name(path);
     let started = Instant::now();
-    let host = PluginHost::new(cache)?;
+    let host = PluginHost::new(run.cache)?;
     let loaded = host.load(&name, cfg)?;
     let load_time = started.elapsed();
-    let stage = stage.unwrap_or(match loaded.world {
+    // A load either compiled the component or took it from the compile cache.
+    let compiled = host.compilations() > 0;
+    let stage = run.stage.unwrap_or(match loaded.world {
         World::Hook => Stage::DownloadEnter,
         World::Check => Stage::Check,
         World::Installer => Stage::Install,
@@ -161,67 +191,119 @@ fn run_plugin(
             name: "example-os".into(),
             version: "1.0.0".into(),
         }),
-        device_type: device_type.to_string(),
+        device_type: run.device_type.to_string(),
         stage,
         payload: None,
         slot: Some("b".into()),
     };
-    println!(
-        "plugin {name}: {} world, airlock:plugin@{}, loaded in {}",
-        loaded.world,
-        loaded.wit_version,
-        ms(load_time)
-    );
-    let mut times = Vec::new();
-    let mut ok = true;
-    for _ in 0..repeat {
-        let t = Instant::now();
-        let (line, good) = match loaded.world {
-            World::Hook => match host.run_hook(&loaded, &ctx)? {
-                HookVerdict::Proceed => ("proceed".to_string(), true),
-                HookVerdict::Abort(r) => (format!("abort: {r}"), false),
-                HookVerdict::RetryLater(s) => (format!("retry later, in {s} s"), false),
-            },
-            World::Check => match host.run_check(&loaded, &ctx)? {
-                CheckVerdict::Pass => ("pass".to_string(), true),
-                CheckVerdict::Fail(r) => (format!("fail: {r}"), false),
-            },
-            World::Installer => {
-                let file = payload.context("an installer needs --payload FILE to install")?;
-                let mut ctx = ctx.clone();
-                let size = std::fs::metadata(file)
-                    .with_context(|| format!("cannot read {}", file.display()))?
-                    .len();
-                ctx.payload = Some(PayloadInfo {
-                    name: plugin_name(file),
-                    size,
-                    sha256: String::new(),
-                });
-                let mut reader = std::fs::File::open(file)?;
-                host.run_install(&loaded, &ctx, &mut reader)?;
-                ("installed".to_string(), true)
-            }
-        };
-        times.push(t.elapsed());
-        ok = good;
-        if repeat == 1 {
-            println!("{stage}: {line}");
-        } else if times.len() == 1 {
-            println!("{stage}: {line} (first call {})", ms(times[0]));
-        }
-    }
-    if repeat > 1 {
-        let mut warm: Vec<Duration> = times[1..].to_vec();
-        warm.sort();
+    if !run.json {
         println!(
-            "warm calls: median {} over {} calls",
-            ms(warm[warm.len() / 2]),
-            warm.len()
+            "plugin {name}: {} world, airlock:plugin@{}, loaded in {} ({})",
+            loaded.world,
+            loaded.wit_version,
+            ms(load_time),
+            if compiled {
+                "compiled"
+            } else {
+                "from the compile cache"
+            }
         );
     }
-    if !ok {
+    let mut times = Vec::new();
+    let mut verdict = (String::new(), false);
+    for _ in 0..run.repeat {
+        let t = Instant::now();
+        verdict = call(&host, &loaded, &ctx, run.payload)?;
+        times.push(t.elapsed());
+    }
+    let (line, approved) = verdict;
+    let first = times[0];
+    let mut warm: Vec<Duration> = times[1..].to_vec();
+    warm.sort();
+    let warm_median = warm.get(warm.len() / 2).copied();
+    if run.json {
+        let out = json!({
+            "plugin": name,
+            "world": loaded.world.to_string(),
+            "wit_version": loaded.wit_version,
+            "stage": stage.to_string(),
+            "verdict": line,
+            "approved": approved,
+            "size": std::fs::metadata(&cfg.path).map(|m| m.len()).ok(),
+            "compiled": compiled,
+            "load_ms": ms_f64(load_time),
+            "first_call_ms": ms_f64(first),
+            "warm_calls": warm.len(),
+            "warm_median_ms": warm_median.map(ms_f64),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if let Some(median) = warm_median {
+        println!(
+            "{stage}: {line} (first call {}, {} with the load)",
+            ms(first),
+            ms(load_time + first)
+        );
+        println!(
+            "warm calls: median {} over {} calls",
+            ms(median),
+            warm.len()
+        );
+    } else {
+        println!("{stage}: {line}");
+    }
+    if !approved {
         bail!("the plugin did not approve");
     }
+    Ok(())
+}
+
+/// One call of the plugin: the verdict as `airlock plugin run` prints it, and whether it
+/// approves the update.
+fn call(
+    host: &PluginHost,
+    loaded: &plugin::Plugin,
+    ctx: &PluginContext,
+    payload: Option<&Path>,
+) -> Result<(String, bool)> {
+    Ok(match loaded.world {
+        World::Hook => match host.run_hook(loaded, ctx)? {
+            HookVerdict::Proceed => ("proceed".to_string(), true),
+            HookVerdict::Abort(r) => (format!("abort: {r}"), false),
+            HookVerdict::RetryLater(s) => (format!("retry later, in {s} s"), false),
+        },
+        World::Check => match host.run_check(loaded, ctx)? {
+            CheckVerdict::Pass => ("pass".to_string(), true),
+            CheckVerdict::Fail(r) => (format!("fail: {r}"), false),
+        },
+        World::Installer => {
+            let file = payload.context("an installer needs --payload FILE to install")?;
+            let mut ctx = ctx.clone();
+            let size = std::fs::metadata(file)
+                .with_context(|| format!("cannot read {}", file.display()))?
+                .len();
+            ctx.payload = Some(PayloadInfo {
+                name: plugin_name(file),
+                size,
+                sha256: String::new(),
+            });
+            let mut reader = std::fs::File::open(file)?;
+            host.run_install(loaded, &ctx, &mut reader)?;
+            ("installed".to_string(), true)
+        }
+    })
+}
+
+fn new_project(name: &str, lang: Lang, kind: Kind, dir: Option<PathBuf>) -> Result<()> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let written = scaffold::create(&dir, name, lang, kind)?;
+    println!(
+        "created {} ({lang} {kind} plugin {name}, airlock:plugin@0.1.0):",
+        dir.display()
+    );
+    for path in written {
+        println!("  {}", path.display());
+    }
+    println!("{}", scaffold::next_steps(&dir, name, lang));
     Ok(())
 }
 
@@ -324,4 +406,9 @@ fn plugin_name(path: &Path) -> String {
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Milliseconds with two decimals, for JSON.
+fn ms_f64(d: Duration) -> f64 {
+    (d.as_secs_f64() * 100_000.0).round() / 100.0
 }

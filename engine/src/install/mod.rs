@@ -10,8 +10,10 @@
 //! never written. After a power cut at any point, [`Device::boot`] (run at every boot) or the
 //! next [`Device::install`] of the same bundle finds a consistent state and goes on from it.
 
+mod delta;
 mod error;
 pub mod faults;
+mod local_chunks;
 mod plugins;
 pub mod record;
 mod stream;
@@ -26,12 +28,12 @@ pub use error::InstallError;
 pub use plugins::HookOutcome;
 use plugins::PluginRunner;
 use record::{
-    DeviceState, DirectorySwitch, Ending, Outcome, PendingEnding, Phase, Release, Retry,
-    SlotContent, Update, now,
+    DeviceState, DirectorySwitch, DownloadStats, Ending, Outcome, PendingEnding, Phase, Release,
+    Retry, SlotContent, Update, now,
 };
 
 use crate::boot::{self, BootBackend, Slot};
-use crate::bundle::{BundleInput, BundleReader, Manifest, Sha256Hex, Target};
+use crate::bundle::{BundleInput, BundleReader, FIRST_REQUEST, Manifest, Sha256Hex, Target};
 use crate::config::{Config, SlotConfig};
 use crate::fsutil::FileLock;
 use crate::plugin::Stage;
@@ -66,8 +68,11 @@ pub struct InstallReport {
     pub payload_bytes: u64,
     /// Payload bytes found intact in the slot from an interrupted attempt and not written again.
     pub resumed_bytes: u64,
-    /// Bytes transferred from the source (the bundle's size, or less when resuming).
-    pub transferred_bytes: u64,
+    /// Bytes transferred from the source: the bundle's size, or less when resuming or when a
+    /// delta install reused chunks.
+    pub fetched_bytes: u64,
+    /// Payload bytes copied from the active slot instead of downloaded (delta installs).
+    pub reused_bytes: u64,
     /// A reboot into the new slot is needed to try it.
     pub needs_reboot: bool,
     /// Directory-only updates commit at once.
@@ -159,7 +164,8 @@ impl Device {
         Ok(())
     }
 
-    fn http_options(&self) -> HttpOptions {
+    /// `delta`: ask for bounded ranges, starting with the head, instead of the whole bundle.
+    fn http_options(&self, delta: bool) -> HttpOptions {
         let d = &self.config.download;
         HttpOptions {
             connect_timeout: d.connect_timeout,
@@ -167,6 +173,7 @@ impl Device {
             retries: d.retries,
             backoff: d.backoff,
             ca_file: d.ca_file.clone(),
+            window: delta.then_some(FIRST_REQUEST),
         }
     }
 
@@ -192,7 +199,8 @@ impl Device {
             return Err(InstallError::NotOnPrimary { booted, primary });
         }
         let trust = TrustPolicy::load(&self.config.trust.keys, self.config.trust.threshold)?;
-        let source = source::open(location, &self.http_options())?;
+        let delta = self.config.download.delta && source::is_http(location);
+        let source = source::open(location, &self.http_options(delta))?;
         let mut reader = BundleReader::open(source, &trust)?;
         let manifest = reader.manifest().clone();
         let manifest_sha256 = Sha256Hex(Sha256::digest(reader.manifest_bytes()).into());
@@ -258,6 +266,17 @@ impl Device {
         };
 
         let needs_reboot = plan.iter().any(|p| matches!(p, PayloadPlan::Raw(_)));
+        // From here on the target slots are overwritten: their records no longer hold.
+        for p in &plan {
+            if let PayloadPlan::Raw(raw) = p {
+                local_chunks::forget_record(&raw.record).map_err(|e| {
+                    InstallError::Refused(format!(
+                        "cannot remove {}: {e}; check [device] data_dir",
+                        raw.record.display()
+                    ))
+                })?;
+            }
+        }
         let directories = plan
             .iter()
             .filter_map(|p| match p {
@@ -299,6 +318,7 @@ impl Device {
             started: pending.filter(|_| resuming).map_or_else(now, |u| u.started),
             installers,
             ending: None,
+            download: None,
         };
         // The record of the target slot goes in the same write that starts the update: from now
         // on it holds whatever the update has written so far, and the journal says so.
@@ -311,12 +331,28 @@ impl Device {
         self.boot.cancel_trial()?;
         self.store("journal-fetching")?;
 
+        let intact = plan
+            .iter()
+            .enumerate()
+            .map(|(n, p)| match (p, reader.index(n)) {
+                (PayloadPlan::Raw(raw), Some(index)) if resuming => {
+                    stream::intact_prefix(&raw.slot, index)
+                }
+                _ => Ok((0, 0)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let delta = if delta {
+            delta::plan(&mut reader, &plan, &intact)
+        } else {
+            None
+        };
         let mut ctx = stream::Context {
-            resuming,
             progress,
             done: 0,
             total: manifest.payloads.iter().map(|p| p.size).sum(),
+            intact,
             resumed: 0,
+            reused: 0,
         };
         let plugin_ctx = plugins::context(
             &self.config,
@@ -334,7 +370,13 @@ impl Device {
                 ctx.payload = Some(payload);
                 runner.install(name, &ctx, data)
             };
-        match stream::write_payloads(&mut reader, &plan, &mut ctx, &mut install_with_plugin) {
+        match stream::write_payloads(
+            &mut reader,
+            &plan,
+            &mut ctx,
+            delta.as_ref(),
+            &mut install_with_plugin,
+        ) {
             Ok(()) => {}
             Err(e) if e.is_transport() => {
                 warn!(
@@ -350,8 +392,19 @@ impl Device {
                 return Err(e);
             }
         }
-        let resumed = ctx.resumed;
-        let transferred = reader.into_inner().bytes_transferred();
+        let stats = DownloadStats {
+            payload: ctx.total,
+            fetched: reader.into_inner().bytes_transferred(),
+            reused: ctx.reused,
+            resumed: ctx.resumed,
+        };
+        info!(
+            fetched = stats.fetched,
+            reused = stats.reused,
+            resumed = stats.resumed,
+            payload = stats.payload,
+            "payloads written"
+        );
         self.gate(
             Stage::DownloadLeave,
             &release,
@@ -366,6 +419,7 @@ impl Device {
         )?;
         if let Some(u) = self.state.update.as_mut() {
             u.phase = Phase::Switching;
+            u.download = Some(stats);
         }
         self.store("journal-switching")?;
         let committed = self.finish_switch()?;
@@ -381,9 +435,10 @@ impl Device {
             bundle: manifest.name.clone(),
             version: manifest.version.clone(),
             slot: needs_reboot.then_some(target),
-            payload_bytes: manifest.payloads.iter().map(|p| p.size).sum(),
-            resumed_bytes: resumed,
-            transferred_bytes: transferred,
+            payload_bytes: stats.payload,
+            resumed_bytes: stats.resumed,
+            fetched_bytes: stats.fetched,
+            reused_bytes: stats.reused,
             needs_reboot,
             committed,
             already_installed: false,
@@ -397,7 +452,8 @@ impl Device {
             slot: u.needs_reboot.then_some(u.target),
             payload_bytes: 0,
             resumed_bytes: 0,
-            transferred_bytes: 0,
+            fetched_bytes: 0,
+            reused_bytes: 0,
             needs_reboot: u.needs_reboot,
             committed: false,
             already_installed: already,
@@ -415,6 +471,7 @@ impl Device {
             let content = SlotContent {
                 release: u.release.clone(),
                 payloads: raw_payloads(&self.config, &u),
+                download: u.download,
             };
             self.state.set_slot(u.target, Some(content));
             self.store("journal-slot-recorded")?;
@@ -942,7 +999,10 @@ impl Device {
                         configured: configured(),
                     }),
                     Some(SlotConfig::Raw { a, b }) => {
-                        let slot = RawSlot::new(if target == Slot::A { a } else { b });
+                        let (slot, active) = match target {
+                            Slot::A => (RawSlot::new(a), RawSlot::new(b)),
+                            Slot::B => (RawSlot::new(b), RawSlot::new(a)),
+                        };
                         let capacity = slot.capacity()?;
                         if p.size > capacity {
                             return Err(InstallError::Refused(format!(
@@ -952,7 +1012,13 @@ impl Device {
                                 slot.path().display()
                             )));
                         }
-                        Ok(PayloadPlan::Raw(slot))
+                        let data_dir = &self.config.device.data_dir;
+                        Ok(PayloadPlan::Raw(RawPlan {
+                            slot,
+                            active,
+                            record: local_chunks::record_path(data_dir, class, target),
+                            active_record: local_chunks::record_path(data_dir, class, target.other()),
+                        }))
                     }
                     Some(SlotConfig::Directory { path }) => {
                         let slot = DirectorySlot::new(path);
@@ -976,7 +1042,7 @@ impl Device {
 
 /// Where one payload goes.
 pub(crate) enum PayloadPlan {
-    Raw(RawSlot),
+    Raw(RawPlan),
     Directory {
         class: String,
         slot: DirectorySlot,
@@ -985,6 +1051,15 @@ pub(crate) enum PayloadPlan {
     Plugin {
         name: String,
     },
+}
+
+/// A payload for a raw slot: the side written, and the active side a delta install copies from.
+pub(crate) struct RawPlan {
+    pub slot: RawSlot,
+    pub active: RawSlot,
+    /// The record of the chunks written into `slot`, and the one of `active`.
+    pub record: std::path::PathBuf,
+    pub active_record: std::path::PathBuf,
 }
 
 fn raw_payloads(config: &Config, u: &Update) -> BTreeMap<String, Sha256Hex> {

@@ -54,6 +54,22 @@ pub struct Release {
 pub struct SlotContent {
     pub release: Release,
     pub payloads: BTreeMap<String, Sha256Hex>,
+    /// What putting it there cost (unknown for slots written by older engines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download: Option<DownloadStats>,
+}
+
+/// How an update's payload bytes got onto the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadStats {
+    /// Payload bytes in the bundle.
+    pub payload: u64,
+    /// Bytes transferred from the source (head, framing and chunks).
+    pub fetched: u64,
+    /// Payload bytes copied from the active slot instead of downloaded (delta).
+    pub reused: u64,
+    /// Payload bytes an interrupted attempt had already written.
+    pub resumed: u64,
 }
 
 /// Where an update is.
@@ -105,6 +121,9 @@ pub struct Update {
     /// Set once the update is being abandoned: how it ends and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ending: Option<PendingEnding>,
+    /// Set once every payload is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download: Option<DownloadStats>,
 }
 
 /// An end decided for the update but not yet carried out.

@@ -4,21 +4,26 @@
 use std::io::{self, Read};
 
 use sha2::{Digest, Sha256};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use super::{InstallError, PayloadPlan, Progress, faults};
+use super::delta::Delta;
+use super::local_chunks::{self, LocalChunks};
+use super::{InstallError, PayloadPlan, Progress, RawPlan, faults};
 use crate::bundle::{BundleError, BundleInput, BundleReader, ChunkIndex};
 use crate::plugin::PayloadInfo;
 use crate::slot::RawSlot;
 
 pub(crate) struct Context<'a> {
-    /// Re-check what an interrupted attempt already wrote and continue after it.
-    pub resuming: bool,
     pub progress: &'a mut dyn FnMut(Progress),
     pub done: u64,
     pub total: u64,
+    /// Per payload: chunks at the start of its slot that an interrupted attempt already wrote
+    /// (and their length), to continue after.
+    pub intact: Vec<(u64, u64)>,
     /// Bytes found intact in slots when resuming.
     pub resumed: u64,
+    /// Bytes copied from the active slots instead of downloaded (delta).
+    pub reused: u64,
 }
 
 impl Context<'_> {
@@ -39,12 +44,19 @@ pub(crate) fn write_payloads<R: BundleInput + Send>(
     reader: &mut BundleReader<R>,
     plan: &[PayloadPlan],
     ctx: &mut Context<'_>,
+    delta: Option<&Delta>,
     plugin_install: &mut PluginInstall<'_>,
 ) -> Result<(), InstallError> {
     while let Some(n) = reader.next_payload()? {
         let name = reader.manifest().payloads[n].name.clone();
         match &plan[n] {
-            PayloadPlan::Raw(slot) => write_raw(reader, n, slot, ctx)?,
+            PayloadPlan::Raw(raw) => {
+                let held = delta.and_then(|d| {
+                    let local = d.local.get(n)?.as_ref()?;
+                    Some((local, d.plan.fetch.get(n)?.as_slice()))
+                });
+                write_raw(reader, n, raw, ctx, held)?;
+            }
             PayloadPlan::Plugin { name: plugin } => {
                 let p = &reader.manifest().payloads[n];
                 let info = PayloadInfo {
@@ -95,63 +107,91 @@ pub(crate) fn write_payloads<R: BundleInput + Send>(
 fn write_raw<R: BundleInput>(
     reader: &mut BundleReader<R>,
     n: usize,
-    slot: &RawSlot,
+    raw: &RawPlan,
     ctx: &mut Context<'_>,
+    held: Option<(&LocalChunks, &[bool])>,
 ) -> Result<(), InstallError> {
     let info = reader.manifest().payloads[n].clone();
     let index = reader.index(n).cloned().unwrap_or(ChunkIndex {
         entries: Vec::new(),
     });
-    let (skip_chunks, start) = if ctx.resuming {
-        intact_prefix(slot, &index)?
-    } else {
-        (0, 0)
-    };
+    let (skip_chunks, start) = ctx.intact.get(n).copied().unwrap_or((0, 0));
     if skip_chunks > 0 {
         info!(payload = %info.name, chunks = skip_chunks, bytes = start, "resuming after the chunks already in the slot");
         reader.skip_chunks(skip_chunks)?;
         ctx.resumed += start;
         ctx.advance(start);
     }
-    let mut writer = slot.open_writer(info.size, start)?;
-    let half = index.entries.len() as u64 / 2;
-    loop {
-        let chunk = match reader.next_chunk() {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => break,
-            Err(e) => {
-                let e = InstallError::from(e);
-                if e.is_transport() {
-                    // The download broke off (retries used up, a file cut short) and the same
-                    // install will be run again: keep the verified chunks still in the writer's
-                    // buffer (up to 1 MiB), which dropping it would discard, so the next attempt
-                    // continues after them. Best effort: that attempt re-checks the slot anyway.
-                    let _ = writer.sync();
-                }
-                return Err(e);
+    let mut writer = raw.slot.open_writer(info.size, start)?;
+    // If the download breaks off (retries used up, a file cut short), the same install will be
+    // run again: keep the verified chunks still in the writer's buffer (up to 1 MiB), which
+    // dropping it would discard, so the next attempt continues after them. Best effort: that
+    // attempt re-checks the slot anyway.
+    let keep_written = |writer: &mut crate::slot::RawWriter, e: BundleError| {
+        let e = InstallError::from(e);
+        if e.is_transport() {
+            let _ = writer.sync();
+        }
+        e
+    };
+    let count = index.entries.len() as u64;
+    let half = count / 2;
+    let mut local_buf = Vec::new();
+    let mut number = skip_chunks;
+    while number < count {
+        // A chunk the active slot holds is copied from there once its bytes verify; one that
+        // no longer does is downloaded like any other.
+        let entry = &index.entries[number as usize];
+        let from_slot = held.is_some_and(|(local, fetch)| {
+            !fetch.get(number as usize).copied().unwrap_or(true)
+                && local.read(entry, &mut local_buf)
+        });
+        let len = u64::from(entry.length);
+        if from_slot {
+            reader
+                .skip_chunks(1)
+                .map_err(|e| keep_written(&mut writer, e))?;
+            writer.write(&local_buf)?;
+            ctx.reused += len;
+        } else {
+            match reader.next_chunk() {
+                Ok(Some(chunk)) => writer.write(chunk.data)?,
+                Ok(None) => break,
+                Err(e) => return Err(keep_written(&mut writer, e)),
             }
-        };
-        writer.write(chunk.data)?;
-        let len = chunk.data.len() as u64;
-        if chunk.number == half {
-            // A checkpoint: make the first half durable. The writer gathers up to 1 MiB before it
-            // writes anything out, so without this an install cut short here (power cut, kill)
-            // had written nothing of a small payload and the next attempt started from zero.
+        }
+        if number == half {
+            // A checkpoint: make the first half durable. The writer gathers up to 1 MiB before
+            // it writes anything out, so without this an install cut short here (power cut,
+            // kill) had written nothing of a small payload and the next attempt started from
+            // zero.
             writer.sync()?;
             faults::point("payload-half-written");
         }
         ctx.advance(len);
+        number += 1;
     }
     // Durable before anything (journal, bootloader) may point at it.
     writer.sync()?;
-    debug!(payload = %info.name, slot = %slot.path().display(), "payload written and synced");
+    debug!(payload = %info.name, slot = %raw.slot.path().display(), "payload written and synced");
     faults::point("payload-synced");
+    // What the slot now holds, for the next delta install from it. Without the record that
+    // install scans the slot instead, so failing to write it is no reason to fail this one.
+    if let Err(e) = local_chunks::save_record(&raw.record, &index) {
+        warn!(
+            "cannot save {}: {e}; the next delta install will scan the slot instead",
+            raw.record.display()
+        );
+    }
     Ok(())
 }
 
 /// The chunks at the start of the slot that already hold what the index says: an interrupted
 /// attempt wrote them. Returns their count and total length.
-fn intact_prefix(slot: &RawSlot, index: &ChunkIndex) -> Result<(u64, u64), InstallError> {
+pub(crate) fn intact_prefix(
+    slot: &RawSlot,
+    index: &ChunkIndex,
+) -> Result<(u64, u64), InstallError> {
     let mut buf = Vec::new();
     let mut offset = 0u64;
     for (i, entry) in index.entries.iter().enumerate() {

@@ -16,7 +16,7 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
 use super::PluginError;
-use super::config::DEFAULT_MEMORY;
+use crate::config::DEFAULT_MEMORY;
 
 /// How often the ticker advances the epoch, i.e. the resolution of plugin timeouts.
 pub(super) const TICK: Duration = Duration::from_millis(10);
@@ -73,6 +73,17 @@ impl Runtime {
     /// The compiled form of `bytes` (whose sha256 is `sha256`), from the cache or compiled now
     /// and cached.
     pub fn component(
+        &self,
+        name: &str,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<Component, PluginError> {
+        let component = self.load_or_compile(name, sha256, bytes)?;
+        prepare_memory_images(name, &component);
+        Ok(component)
+    }
+
+    fn load_or_compile(
         &self,
         name: &str,
         sha256: &str,
@@ -140,6 +151,40 @@ impl Runtime {
                     .precompile_component(bytes)
                     .map_err(|e| PluginError::Precompile(format!("{e:#}")))
             }
+        }
+    }
+}
+
+/// Attempts at creating a component's copy-on-write memory images, and the pause after the
+/// first failed one (doubled after each).
+const MEMORY_IMAGE_ATTEMPTS: u32 = 5;
+const MEMORY_IMAGE_RETRY: Duration = Duration::from_millis(10);
+
+/// Creates the copy-on-write images of the component's initial memories now, at load, rather
+/// than in its first call. Each image is a sealed memfd holding the initial heap (megabytes
+/// for a Python or JavaScript plugin, whose interpreter comes pre-initialised); instances map
+/// it copy-on-write, which keeps a warm call at milliseconds. Linux refuses to seal a memfd
+/// (EBUSY) while something else holds a transient reference to one of its pages (page
+/// migration, memory monitoring), so a refusal is tried again after a pause. Should it persist,
+/// the first instantiation tries once more, and a failure there fails that call like a trap.
+fn prepare_memory_images(name: &str, component: &Component) {
+    let mut pause = MEMORY_IMAGE_RETRY;
+    for attempt in 1..=MEMORY_IMAGE_ATTEMPTS {
+        match component.initialize_copy_on_write_image() {
+            Ok(()) => return,
+            Err(e) if attempt < MEMORY_IMAGE_ATTEMPTS => {
+                tracing::debug!(
+                    plugin = name,
+                    attempt,
+                    "memory images not ready ({e:#}); retrying"
+                );
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            Err(e) => tracing::warn!(
+                plugin = name,
+                "cannot prepare the plugin's memory images ({e:#}); its first call will try again"
+            ),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::World;
-use super::config::ByteSize;
+use crate::config::ByteSize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {

@@ -13,12 +13,14 @@
 //! ```
 //!
 //! Every wasmtime type stays inside this module; callers see only the types below. Modules:
-//! `config` (the `[plugins.NAME]` table), `engine` (Engine, ticker, cache), `sandbox` (one
-//! call's Store and limits, error translation), `host` and `probes` (the host interfaces),
-//! `bindings` (the WIT worlds), `inspect` (what a component is, without compiling it).
+//! `engine` (Engine, ticker, cache), `sandbox` (one call's Store and limits, error
+//! translation), `host` and `probes` (the host interfaces), `bindings` (the WIT worlds),
+//! `inspect` (what a component is, without compiling it). What needs no wasmtime lives outside
+//! and is re-exported here: [`PluginConfig`] (the `[plugins.NAME]` table, in [`crate::config`])
+//! and [`World`] and [`Stage`] (in [`crate::chain`]), so that the configuration parses in a
+//! build without the `device` feature.
 
 mod bindings;
-mod config;
 mod engine;
 mod error;
 mod host;
@@ -31,13 +33,13 @@ mod tests;
 use std::fmt;
 use std::io::Read;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, HasSelf, Linker};
 
-pub use config::{ByteSize, DEFAULT_MEMORY, DEFAULT_TIMEOUT, DirGrant, PluginConfig};
+pub use crate::chain::{Stage, World};
+pub use crate::config::{ByteSize, DEFAULT_MEMORY, DEFAULT_TIMEOUT, DirGrant, PluginConfig};
 pub use error::PluginError;
 pub use inspect::{PluginInfo, inspect};
 
@@ -51,136 +53,6 @@ pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
 
 /// Receives an installer's progress reports: plugin name, done, total.
 pub type ProgressSink = Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
-
-/// Which world of `airlock:plugin` a component implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum World {
-    Hook,
-    Check,
-    Installer,
-}
-
-impl World {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            World::Hook => "hook",
-            World::Check => "check",
-            World::Installer => "installer",
-        }
-    }
-}
-
-impl fmt::Display for World {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for World {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "hook" => Ok(World::Hook),
-            "check" => Ok(World::Check),
-            "installer" => Ok(World::Installer),
-            _ => Err(format!(
-                "unknown plugin world {s:?}: expected hook, check or installer"
-            )),
-        }
-    }
-}
-
-/// Where in an update a plugin is called (`stage` of the WIT `context`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Stage {
-    DownloadEnter,
-    DownloadLeave,
-    InstallEnter,
-    InstallLeave,
-    RebootEnter,
-    CommitEnter,
-    CommitLeave,
-    RollbackEnter,
-    RollbackLeave,
-    Failure,
-    Check,
-    Install,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 12] = [
-        Stage::DownloadEnter,
-        Stage::DownloadLeave,
-        Stage::InstallEnter,
-        Stage::InstallLeave,
-        Stage::RebootEnter,
-        Stage::CommitEnter,
-        Stage::CommitLeave,
-        Stage::RollbackEnter,
-        Stage::RollbackLeave,
-        Stage::Failure,
-        Stage::Check,
-        Stage::Install,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::DownloadEnter => "download-enter",
-            Stage::DownloadLeave => "download-leave",
-            Stage::InstallEnter => "install-enter",
-            Stage::InstallLeave => "install-leave",
-            Stage::RebootEnter => "reboot-enter",
-            Stage::CommitEnter => "commit-enter",
-            Stage::CommitLeave => "commit-leave",
-            Stage::RollbackEnter => "rollback-enter",
-            Stage::RollbackLeave => "rollback-leave",
-            Stage::Failure => "failure",
-            Stage::Check => "check",
-            Stage::Install => "install",
-        }
-    }
-
-    fn to_wit(self) -> v0_1::types::Stage {
-        use v0_1::types::Stage as W;
-        match self {
-            Stage::DownloadEnter => W::DownloadEnter,
-            Stage::DownloadLeave => W::DownloadLeave,
-            Stage::InstallEnter => W::InstallEnter,
-            Stage::InstallLeave => W::InstallLeave,
-            Stage::RebootEnter => W::RebootEnter,
-            Stage::CommitEnter => W::CommitEnter,
-            Stage::CommitLeave => W::CommitLeave,
-            Stage::RollbackEnter => W::RollbackEnter,
-            Stage::RollbackLeave => W::RollbackLeave,
-            Stage::Failure => W::Failure,
-            Stage::Check => W::Check,
-            Stage::Install => W::Install,
-        }
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Stage {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Stage::ALL
-            .into_iter()
-            .find(|stage| stage.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
-                format!("unknown stage {s:?}: expected one of {}", names.join(", "))
-            })
-    }
-}
 
 /// A bundle name and version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,7 +94,7 @@ impl PluginContext {
             bundle: release(&self.bundle),
             current: self.current.as_ref().map(release),
             device_type: self.device_type.clone(),
-            stage: self.stage.to_wit(),
+            stage: stage_to_wit(self.stage),
             payload: self.payload.as_ref().map(|p| v0_1::types::PayloadInfo {
                 name: p.name.clone(),
                 size: p.size,
@@ -249,6 +121,25 @@ pub enum CheckVerdict {
     Pass,
     /// The reason, sanitised, at most 1 KiB.
     Fail(String),
+}
+
+/// The WIT `stage` of `stage`.
+fn stage_to_wit(stage: Stage) -> v0_1::types::Stage {
+    use v0_1::types::Stage as W;
+    match stage {
+        Stage::DownloadEnter => W::DownloadEnter,
+        Stage::DownloadLeave => W::DownloadLeave,
+        Stage::InstallEnter => W::InstallEnter,
+        Stage::InstallLeave => W::InstallLeave,
+        Stage::RebootEnter => W::RebootEnter,
+        Stage::CommitEnter => W::CommitEnter,
+        Stage::CommitLeave => W::CommitLeave,
+        Stage::RollbackEnter => W::RollbackEnter,
+        Stage::RollbackLeave => W::RollbackLeave,
+        Stage::Failure => W::Failure,
+        Stage::Check => W::Check,
+        Stage::Install => W::Install,
+    }
 }
 
 /// A loaded, compiled and linked plugin, ready to run any number of times. Cheap to clone.

@@ -312,7 +312,7 @@ fn capture(pipe: Option<impl Read + Send + 'static>) -> Captured {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::config::PluginConfig;
+    use crate::config::PluginConfig;
 
     fn sandbox(config: PluginConfig) -> Sandbox {
         Sandbox::new("p", &config).unwrap()

@@ -10,11 +10,11 @@ use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::config::{ByteSize, DirGrant, PluginConfig};
 use super::engine::TICK;
 use super::host::PayloadFeed;
 use super::probes;
 use super::{PluginError, ProgressSink};
+use crate::config::{ByteSize, DirGrant, PluginConfig};
 
 /// stdout and stderr are each captured up to this much per call; more is a flood.
 pub(super) const OUTPUT_CAP: usize = 64 << 10;

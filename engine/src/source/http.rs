@@ -15,6 +15,7 @@
 use std::error::Error as StdError;
 use std::fs;
 use std::io::{self, Read};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ use super::{ByteSource, SourceError};
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Buffer for bytes read only to be discarded.
 const DISCARD_BUFFER: usize = 64 * 1024;
+/// In ranged mode, the largest window asked for when nobody said how far they will read.
+const MAX_WINDOW: u64 = 64 * 1024 * 1024;
 /// A forward skip up to this long reads through the open response instead of making a new
 /// request (a request costs a round trip; this many bytes cost about as much on a slow link).
 const SKIP_BY_READING: u64 = 64 * 1024;
@@ -47,6 +50,11 @@ pub struct HttpOptions {
     pub backoff: Duration,
     /// An extra trusted root certificate (PEM; may hold several), besides the built-in roots.
     pub ca_file: Option<PathBuf>,
+    /// Ranged mode (delta installs): every request asks for a bounded range, so that bytes the
+    /// reader will skip are never sent. Outside the ranges given to [`ByteSource::plan_reads`]
+    /// the first request asks for this many bytes and each further one for twice as many as
+    /// the last, up to 64 MiB. `None`: one open-ended request for everything.
+    pub window: Option<u64>,
 }
 
 impl Default for HttpOptions {
@@ -57,6 +65,7 @@ impl Default for HttpOptions {
             retries: 8,
             backoff: Duration::from_secs(1),
             ca_file: None,
+            window: None,
         }
     }
 }
@@ -86,6 +95,10 @@ pub struct HttpSource {
     /// Failed attempts since the last byte delivered.
     failures: u32,
     discard: Vec<u8>,
+    /// The ranges the reader announced it will read (`plan_reads`).
+    plan: Vec<Range<u64>>,
+    /// Ranged mode: the size of the next request made without a read limit.
+    window: Option<u64>,
 }
 
 /// A response body positioned in the bundle.
@@ -95,6 +108,9 @@ struct Stream {
     at: u64,
     /// Absolute offset just past the response's last byte, when announced.
     end: Option<u64>,
+    /// A range we bounded ourselves (ranged mode): the server sends all of it whether or not
+    /// it is read.
+    bounded: bool,
 }
 
 /// Why an attempt failed.
@@ -152,6 +168,8 @@ impl HttpSource {
             warned_ranges_ignored: false,
             failures: 0,
             discard: Vec::new(),
+            plan: Vec::new(),
+            window: options.window.filter(|w| *w > 0),
         };
         source.connect()?;
         Ok(source)
@@ -203,22 +221,46 @@ impl HttpSource {
         Ok(())
     }
 
-    /// One request for the bytes from `pos` on.
+    /// Where the next request should stop (exclusive), if anywhere: the end of the planned
+    /// range it starts in, else (ranged mode) the next window.
+    fn request_end(&mut self) -> Option<u64> {
+        let at = self.plan.partition_point(|r| r.end <= self.pos);
+        let end = match self.plan.get(at) {
+            Some(r) if r.start <= self.pos => r.end,
+            _ => {
+                let window = self.window?;
+                self.window = Some(window.saturating_mul(2).min(MAX_WINDOW).max(window));
+                self.pos.saturating_add(window)
+            }
+        };
+        Some(self.len.map_or(end, |len| end.min(len)))
+    }
+
+    /// One request for the bytes from `pos` on (up to the read limit or window, if any).
     fn request(&mut self) -> Result<Stream, Failure> {
-        let ranged = self.pos > 0 && !self.ranges_ignored;
+        let end = if self.ranges_ignored {
+            None
+        } else {
+            self.request_end()
+        };
+        let ranged = (self.pos > 0 || end.is_some()) && !self.ranges_ignored;
         let mut request = self.client.get(self.url.clone());
         if ranged {
-            request = request.header(header::RANGE, format!("bytes={}-", self.pos));
+            let range = match end {
+                Some(end) if end > self.pos => format!("bytes={}-{}", self.pos, end - 1),
+                _ => format!("bytes={}-", self.pos),
+            };
+            request = request.header(header::RANGE, range);
             if let Some(validator) = self.if_range() {
                 request = request.header(header::IF_RANGE, validator);
             }
         }
-        debug!(url = %self.shown, offset = self.pos, ranged, "requesting");
+        debug!(url = %self.shown, offset = self.pos, ?end, ranged, "requesting");
         let response = request.send().map_err(|e| self.send_failure(e))?;
         let status = response.status().as_u16();
         match status {
             200 => self.accept_full(response, ranged),
-            206 => self.accept_partial(response, if ranged { self.pos } else { 0 }),
+            206 => self.accept_partial(response, if ranged { self.pos } else { 0 }, end.is_some()),
             416 => Err(Failure::Fatal(SourceError::RangeNotSatisfiable {
                 url: self.shown.clone(),
                 offset: self.pos,
@@ -268,11 +310,17 @@ impl HttpSource {
             response,
             at: 0,
             end: self.len,
+            bounded: false,
         })
     }
 
     /// A 206: the bytes from `start` on, as Content-Range must confirm.
-    fn accept_partial(&mut self, response: Response, start: u64) -> Result<Stream, Failure> {
+    fn accept_partial(
+        &mut self,
+        response: Response,
+        start: u64,
+        bounded: bool,
+    ) -> Result<Stream, Failure> {
         let headers = response.headers();
         let content_range = header_str(headers, header::CONTENT_RANGE);
         let Some((first, last, total)) = content_range.and_then(parse_content_range) else {
@@ -293,6 +341,7 @@ impl HttpSource {
             response,
             at: first,
             end: Some(last + 1),
+            bounded,
         })
     }
 
@@ -502,8 +551,15 @@ impl ByteSource for HttpSource {
         } else if short_hop {
             // read() discards up to the new position from the open response.
         } else {
-            // The next read() asks for the bytes from here.
-            self.stream = None;
+            // The next read() asks for the bytes from here. What is left of a range we asked
+            // for is on its way all the same: count it, so that "fetched" is what the network
+            // carried (a delta plan keeps it small).
+            if let Some(stream) = self.stream.take()
+                && stream.bounded
+                && let Some(end) = stream.end
+            {
+                self.transferred += end.saturating_sub(stream.at);
+            }
         }
         Ok(())
     }
@@ -518,6 +574,14 @@ impl ByteSource for HttpSource {
 
     fn describe(&self) -> String {
         self.shown.clone()
+    }
+
+    fn plan_reads(&mut self, ranges: Vec<Range<u64>>) {
+        self.plan = ranges;
+    }
+
+    fn ignores_ranges(&self) -> bool {
+        self.ranges_ignored
     }
 }
 
@@ -644,6 +708,7 @@ mod tests {
             retries: 3,
             backoff: Duration::from_millis(5),
             ca_file: None,
+            window: None,
         }
     }
 
@@ -879,6 +944,116 @@ mod tests {
         assert_eq!(requests[1].range(), Some("bytes=150000-"));
         assert_eq!(requests[1].status, 200);
         assert_eq!(src.bytes_transferred(), 1000 + SIZE as u64);
+    }
+
+    fn ranged_options(window: u64) -> HttpOptions {
+        HttpOptions {
+            window: Some(window),
+            ..options()
+        }
+    }
+
+    #[test]
+    fn ranged_mode_asks_for_growing_windows() {
+        let data = content(17);
+        let (server, url) = serve(&data);
+        let mut src = HttpSource::open(&url, &ranged_options(50_000)).unwrap();
+        assert_eq!(src.len(), Some(SIZE as u64));
+        assert_eq!(read_all(&mut src), data);
+        assert_eq!(
+            ranges(&server),
+            [
+                Some("bytes=0-49999".into()),
+                Some("bytes=50000-149999".into()),
+                Some("bytes=150000-299999".into()),
+            ]
+        );
+        assert_eq!(src.bytes_transferred(), SIZE as u64);
+        assert!(!src.ignores_ranges());
+    }
+
+    #[test]
+    fn read_limits_bound_each_request() {
+        // A delta install: the head, then two scattered runs; nothing it skips is sent.
+        let data = content(18);
+        let (server, url) = serve(&data);
+        let mut src = HttpSource::open(&url, &ranged_options(4096)).unwrap();
+        let mut head = [0u8; 1000];
+        src.read_exact(&mut head).unwrap();
+        src.plan_reads(vec![100_000..120_000, 200_000..210_000, 210_000..u64::MAX]);
+        src.skip_to(100_000).unwrap();
+        let mut run = vec![0u8; 20_000];
+        src.read_exact(&mut run).unwrap();
+        assert_eq!(run, data[100_000..120_000]);
+        src.skip_to(200_000).unwrap();
+        let mut run = vec![0u8; 10_000];
+        src.read_exact(&mut run).unwrap();
+        assert_eq!(run, data[200_000..210_000]);
+        assert_eq!(
+            ranges(&server),
+            [
+                Some("bytes=0-4095".into()),
+                Some("bytes=100000-119999".into()),
+                Some("bytes=200000-209999".into()),
+            ]
+        );
+        let sent: u64 = server.requests().iter().map(|r| r.body_bytes).sum();
+        assert_eq!(sent, 4096 + 20_000 + 10_000);
+
+        // The next planned range runs to the end of the bundle.
+        assert_eq!(read_all(&mut src), data[210_000..]);
+        assert_eq!(
+            ranges(&server)[3],
+            Some(format!("bytes=210000-{}", SIZE - 1))
+        );
+
+        // Reading outside the plan still works: a window of its own.
+        let mut src = HttpSource::open(&url, &ranged_options(4096)).unwrap();
+        src.plan_reads(vec![Range {
+            start: 0,
+            end: 1000,
+        }]);
+        src.skip_to(5000).unwrap();
+        let mut piece = [0u8; 10];
+        src.read_exact(&mut piece).unwrap();
+        assert_eq!(piece, data[5000..5010]);
+    }
+
+    #[test]
+    fn a_drop_inside_a_limited_range_resumes_within_it() {
+        let data = content(19);
+        let (server, url) = serve(&data);
+        let mut src = HttpSource::open(&url, &ranged_options(1000)).unwrap();
+        let mut head = [0u8; 1000];
+        src.read_exact(&mut head).unwrap();
+        server.set_faults(Faults::none().drop_after(30_000).times(1));
+        src.plan_reads(vec![Range {
+            start: 100_000,
+            end: 200_000,
+        }]);
+        src.skip_to(100_000).unwrap();
+        let mut run = vec![0u8; 100_000];
+        src.read_exact(&mut run).unwrap();
+        assert_eq!(run, data[100_000..200_000]);
+        assert_eq!(
+            ranges(&server)[1..],
+            [
+                Some("bytes=100000-199999".into()),
+                Some("bytes=130000-199999".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn ranged_mode_notices_a_server_ignoring_range() {
+        let data = content(20);
+        let (server, url) = serve(&data);
+        server.set_faults(Faults::none().ignore_range());
+        let mut src = HttpSource::open(&url, &ranged_options(4096)).unwrap();
+        assert!(src.ignores_ranges());
+        assert_eq!(read_all(&mut src), data);
+        assert_eq!(ranges(&server), [Some("bytes=0-4095".into())]);
+        assert_eq!(server.requests()[0].status, 200);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod file;
 mod http;
 
 use std::io;
+use std::ops::Range;
 use std::path::PathBuf;
 
 pub use file::FileSource;
@@ -44,6 +45,17 @@ pub trait ByteSource: io::Read + Send {
 
     /// `file /path` or the URL, for messages.
     fn describe(&self) -> String;
+
+    /// The byte ranges the caller is going to read, sorted and disjoint (a delta install's
+    /// plan): HTTP then asks for each range on its own, so bytes the caller skips are never
+    /// sent. Reads outside the ranges still work (each costs a request). A file ignores it.
+    fn plan_reads(&mut self, _ranges: Vec<Range<u64>>) {}
+
+    /// Whether the origin answers range requests with the whole bundle (then every skip reads
+    /// and discards, and a delta install saves nothing).
+    fn ignores_ranges(&self) -> bool {
+        false
+    }
 }
 
 /// Open a bundle location: an `http://` or `https://` URL, a `file://` URL or a file path.
@@ -64,6 +76,13 @@ pub fn open(location: &str, http: &HttpOptions) -> Result<Box<dyn ByteSource>, S
         }
         _ => Ok(Box::new(FileSource::open(location)?)),
     }
+}
+
+/// Whether `location` is an `http://` or `https://` URL.
+pub fn is_http(location: &str) -> bool {
+    location
+        .split_once("://")
+        .is_some_and(|(scheme, _)| matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https"))
 }
 
 fn is_scheme_char(c: char) -> bool {

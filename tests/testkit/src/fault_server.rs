@@ -136,6 +136,8 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The status the server answered with.
     pub status: u16,
+    /// Body bytes written to the connection (what the client was sent, read or not).
+    pub body_bytes: u64,
 }
 
 impl Request {
@@ -588,13 +590,17 @@ struct Plan {
 fn respond(stream: &mut TcpStream, head: &Head, shared: &Shared) -> io::Result<bool> {
     let path = normalize(&head.target);
     let is_head = head.method == "HEAD";
-    let record = |status: u16| {
-        shared.lock().requests.push(Request {
+    // Returns where the request was recorded, to add the body bytes once sent.
+    let record = |status: u16| -> usize {
+        let mut state = shared.lock();
+        state.requests.push(Request {
             method: head.method.clone(),
             path: head.target.clone(),
             headers: head.headers.clone(),
             status,
+            body_bytes: 0,
         });
+        state.requests.len() - 1
     };
 
     if head.method != "GET" && !is_head {
@@ -708,7 +714,7 @@ fn respond(stream: &mut TcpStream, head: &Head, shared: &Shared) -> io::Result<b
     if close {
         headers.push(("Connection".into(), "close".into()));
     }
-    record(status);
+    let recorded = record(status);
     let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status));
     for (name, value) in &headers {
         out.push_str(&format!("{name}: {value}\r\n"));
@@ -723,7 +729,12 @@ fn respond(stream: &mut TcpStream, head: &Head, shared: &Shared) -> io::Result<b
             stall: faults.stall.filter(|_| per_request),
             corrupt_at: faults.corrupt_at,
         };
-        if !send_body(stream, &mut resolved.body, &plan, shared)? {
+        let mut sent = 0;
+        let complete = send_body(stream, &mut resolved.body, &plan, shared, &mut sent);
+        if let Some(request) = shared.lock().requests.get_mut(recorded) {
+            request.body_bytes = sent;
+        }
+        if !complete? {
             return Ok(false);
         }
     }
@@ -737,6 +748,7 @@ fn send_body(
     body: &mut Body,
     plan: &Plan,
     shared: &Shared,
+    sent_bytes: &mut u64,
 ) -> io::Result<bool> {
     if let Body::File(f) = body {
         f.seek(SeekFrom::Start(plan.start))?;
@@ -781,6 +793,7 @@ fn send_body(
             chunk[(x - pos) as usize] ^= 0xff;
         }
         stream.write_all(chunk)?;
+        *sent_bytes += want;
         pos += want;
     }
     Ok(true)

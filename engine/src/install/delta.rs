@@ -1,0 +1,77 @@
+//! Planning a delta install on the device: which chunks each raw payload's active slot holds,
+//! and the byte ranges of the bundle to download for the rest; the source is told the ranges.
+
+use std::ops::Range;
+
+use tracing::{info, warn};
+
+use super::PayloadPlan;
+use super::local_chunks::LocalChunks;
+use crate::bundle::{BundleReader, ChunkIndex, DeltaPlan};
+use crate::source::ByteSource;
+
+/// A delta install: the reads planned, and the chunks each raw payload's active slot holds.
+pub(crate) struct Delta {
+    pub plan: DeltaPlan,
+    pub local: Vec<Option<LocalChunks>>,
+}
+
+/// Plans a delta install: which chunks each raw payload's active slot holds, and the byte
+/// ranges to download for the rest; tells the source. `None` when a delta cannot help: the
+/// server ignores Range requests (then the whole bundle streams, as the log says).
+pub(crate) fn plan(
+    reader: &mut BundleReader<Box<dyn ByteSource>>,
+    plan: &[PayloadPlan],
+    intact: &[(u64, u64)],
+) -> Option<Delta> {
+    let layout = reader.layout();
+    let input = reader.input_mut();
+    if input.ignores_ranges() {
+        warn!(
+            "{} ignores Range requests: downloading the whole bundle instead of only the chunks this device lacks",
+            input.describe()
+        );
+        input.plan_reads(vec![Range {
+            start: 0,
+            end: u64::MAX,
+        }]);
+        return None;
+    }
+    let local: Vec<_> = plan
+        .iter()
+        .map(|p| match p {
+            PayloadPlan::Raw(raw) => LocalChunks::open(&raw.active, &raw.active_record),
+            PayloadPlan::Directory { .. } | PayloadPlan::Plugin { .. } => None,
+        })
+        .collect();
+    for (p, l) in plan.iter().zip(&local) {
+        if let (PayloadPlan::Raw(raw), Some(l)) = (p, l) {
+            info!(slot = %raw.active.path().display(), chunks = l.len(), from = l.found.describe(), "chunks the active slot holds");
+        }
+    }
+    let indexes: Vec<_> = (0..plan.len())
+        .map(|n| {
+            reader.index(n).cloned().unwrap_or(ChunkIndex {
+                entries: Vec::new(),
+            })
+        })
+        .collect();
+    let done: Vec<u64> = intact.iter().map(|(chunks, _)| *chunks).collect();
+    let delta = DeltaPlan::new(&layout, &indexes, &done, |n, entry| {
+        local
+            .get(n)
+            .and_then(Option::as_ref)
+            .is_some_and(|l| l.holds(entry))
+    });
+    let input = reader.input_mut();
+    let len = input.len().unwrap_or(layout.end);
+    info!(
+        download = delta.fetched_bytes(len),
+        reuse = delta.reused_bytes(&indexes, &done),
+        requests = delta.ranges.len(),
+        bundle = len,
+        "delta install: downloading only the chunks this device lacks"
+    );
+    input.plan_reads(delta.ranges.clone());
+    Some(Delta { plan: delta, local })
+}
