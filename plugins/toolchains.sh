@@ -27,7 +27,7 @@ py_have="$(componentize-py --version 2>/dev/null | awk '{print $2}' || true)"
 
 command -v npm >/dev/null || apt+=(nodejs npm)
 js_have="$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
-    "$here/js/node_modules/@bytecodealliance/componentize-js/package.json" 2>/dev/null | head -1)"
+    "$here/js/node_modules/@bytecodealliance/componentize-js/package.json" 2>/dev/null | head -1 || true)"
 [ "$js_have" = "$js_want" ] || steps+=("npm ci --prefix $here/js --no-audit --no-fund --loglevel=error")
 
 # clang and wasm-ld, wasi-libc's headers, clang's wasm32 builtins (named after clang's version).

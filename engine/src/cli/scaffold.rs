@@ -131,7 +131,9 @@ pub fn files(name: &str, lang: Lang, kind: Kind) -> Result<Vec<File>> {
     check_name(name)?;
     let crate_name = name.replace('-', "_");
     let js_version = componentize_js_version()?;
-    let vars: [(&str, &str); 7] = [
+    // componentize-js imports the WASI shim without declaring it: pin it beside it.
+    let preview2_shim = js_pin("@bytecodealliance/preview2-shim")?;
+    let vars: [(&str, &str); 8] = [
         ("name", name),
         ("crate", &crate_name),
         ("world", kind.id()),
@@ -139,6 +141,7 @@ pub fn files(name: &str, lang: Lang, kind: Kind) -> Result<Vec<File>> {
         ("lang", lang.id()),
         ("lang_name", lang.title()),
         ("componentize_js", &js_version),
+        ("preview2_shim", &preview2_shim),
     ];
     let render = |template: &str| render(template, &vars);
     let text = |path: &str, contents: String| File {
@@ -274,12 +277,17 @@ fn render(template: &str, vars: &[(&str, &str)]) -> String {
 
 /// The componentize-js version the first-party JavaScript plugins pin (plugins/js/package.json).
 fn componentize_js_version() -> Result<String> {
+    js_pin("@bytecodealliance/componentize-js")
+}
+
+/// The version of an npm package the first-party JavaScript plugins pin.
+fn js_pin(package_name: &str) -> Result<String> {
     let package: serde_json::Value =
         serde_json::from_str(JS_PACKAGE_PINS).context("plugins/js/package.json is not JSON")?;
-    package["devDependencies"]["@bytecodealliance/componentize-js"]
+    package["devDependencies"][package_name]
         .as_str()
         .map(str::to_string)
-        .context("plugins/js/package.json pins no @bytecodealliance/componentize-js")
+        .with_context(|| format!("plugins/js/package.json pins no {package_name}"))
 }
 
 /// Writes the project into `dir`, which must not exist or be empty. Returns the files written.
