@@ -40,7 +40,8 @@ for lang in "${langs[@]}"; do
             if ! rustup target list --installed | grep -qx "$target"; then
                 rustup target add "$target"
             fi
-            cargo build --manifest-path "$here/Cargo.toml" --target "$target" --release --quiet "$@"
+            # Its own target dir whatever CARGO_TARGET_DIR says: the tests and docs look here.
+            cargo build --manifest-path "$here/Cargo.toml" --target-dir "$here/target" --target "$target" --release --quiet "$@"
             list "$here/target/$target/release"
             ;;
         *)
