@@ -12,15 +12,21 @@ use libfuzzer_sys::fuzz_target;
 
 fn read_all(data: &[u8]) -> Result<(), BundleError> {
     let mut reader = BundleReader::open_unverified(Cursor::new(data))?;
+    // Where a delta install expects every entry, from the manifest alone: wherever the reader
+    // gets without an error must be exactly there.
+    let layout = reader.layout();
     while reader.next_plugin()?.is_some() {}
     reader.read_indexes()?;
-    reader.payload_data_offsets()?;
-    while reader.next_payload()?.is_some() {
+    assert_eq!(reader.position(), layout.head_end);
+    while let Some(n) = reader.next_payload()? {
+        assert_eq!(reader.position(), layout.payloads[n].data);
         while let Some(chunk) = reader.next_chunk()? {
             assert!(!chunk.data.is_empty());
         }
     }
-    reader.finish()
+    reader.finish()?;
+    assert_eq!(reader.position(), layout.end);
+    Ok(())
 }
 
 fuzz_target!(|data: &[u8]| {

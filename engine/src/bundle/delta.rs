@@ -54,24 +54,27 @@ impl BundleLayout {
     /// The layout of a bundle whose `manifest.sig` entry (padding included) ends at
     /// `after_signatures`. Plugins and indexes follow in manifest order, then the payloads.
     pub fn new(manifest: &Manifest, after_signatures: u64) -> Self {
-        let entry = |size: u64| BLOCK + size.div_ceil(BLOCK) * BLOCK;
+        // Saturating: an unsigned manifest (`bundle diff`) may claim any size; such a bundle
+        // is refused when its entries are read, and the layout must not overflow before that.
+        let entry = |size: u64| BLOCK.saturating_add(size.div_ceil(BLOCK).saturating_mul(BLOCK));
         let mut offset = after_signatures;
         for plugin in &manifest.plugins {
-            offset += entry(plugin.size);
+            offset = offset.saturating_add(entry(plugin.size));
         }
         for payload in &manifest.payloads {
-            offset += entry(ChunkIndex::encoded_len(payload.chunks));
+            offset = offset.saturating_add(entry(ChunkIndex::encoded_len(payload.chunks)));
         }
         let head_end = offset;
         let payloads = manifest
             .payloads
             .iter()
             .map(|p| {
+                let data = offset.saturating_add(BLOCK);
                 let span = PayloadSpan {
                     header: offset,
-                    data: offset + BLOCK,
-                    data_end: offset + BLOCK + p.stored_size,
-                    padded_end: offset + entry(p.stored_size),
+                    data,
+                    data_end: data.saturating_add(p.stored_size),
+                    padded_end: offset.saturating_add(entry(p.stored_size)),
                 };
                 offset = span.padded_end;
                 span
@@ -80,7 +83,7 @@ impl BundleLayout {
         Self {
             head_end,
             payloads,
-            end: offset + 2 * BLOCK,
+            end: offset.saturating_add(2 * BLOCK),
         }
     }
 }

@@ -43,7 +43,7 @@ pub struct ChunkIndex {
 impl ChunkIndex {
     /// The size of the encoded index for `chunks` chunks.
     pub fn encoded_len(chunks: u64) -> u64 {
-        HEADER_LEN + chunks * ENTRY_LEN
+        HEADER_LEN.saturating_add(chunks.saturating_mul(ENTRY_LEN))
     }
 
     pub fn encode(&self) -> Vec<u8> {
