@@ -7,6 +7,8 @@
 #   bench/run.sh delta      delta installs of three ext4 image pairs vs xdelta3, bsdiff and
 #                           zstd --patch-from (bench/delta.sh)
 #   bench/run.sh plugin     a trivial check plugin: first call, cached load, warm call, vs /bin/sh
+#   bench/run.sh fleet      the fleet server: device polls per second with SQLite, memory at 10,000
+#                           devices (bench/fleet.sh)
 #   bench/run.sh plugin-langs  a check and a hook in Rust, Python, JavaScript and C: size, first
 #                           call (compile included), cached load, warm call, smallest memory cap
 #
@@ -17,7 +19,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 out=${BENCH_DIR:-$root/bench/out}
 mkdir -p "$out"
-sections=${*:-bundle install delta plugin plugin-langs}
+sections=${*:-bundle install delta plugin plugin-langs fleet}
 
 echo "building airlock (release)…" >&2
 cargo build --release -q -p airlock -p airlock-testkit
@@ -99,6 +101,10 @@ fi
 
 if [[ " $sections " == *" delta "* ]]; then
   bash "$root/bench/delta.sh" "$out"
+fi
+
+if [[ " $sections " == *" fleet "* ]]; then
+  bash "$root/bench/fleet.sh"
 fi
 
 if [[ " $sections " == *" plugin "* ]]; then

@@ -1,7 +1,9 @@
 //! The device configuration, `/etc/airlock/airlock.toml`: one device, its trust, bootloader,
-//! slots and downloads. Unknown keys are refused, so that a misspelt key fails loudly instead of
-//! silently turning a feature off. Relative paths are relative to the file's directory.
+//! slots, downloads and the fleet server. Unknown keys are refused, so that a misspelt key fails
+//! loudly instead of silently turning a feature off. Relative paths are relative to the file's
+//! directory.
 
+mod fleet;
 mod plugin;
 
 use std::collections::BTreeMap;
@@ -13,6 +15,7 @@ use serde::Deserialize;
 use crate::boot::BootConfig;
 use crate::chain::{Chain, World};
 
+pub use fleet::{DEFAULT_POLL_INTERVAL, DEFAULT_TENANT, FleetAuth, FleetConfig};
 pub use plugin::{ByteSize, DEFAULT_MEMORY, DEFAULT_TIMEOUT, DirGrant, PluginConfig};
 
 /// Where the configuration lives unless `--config` says otherwise.
@@ -43,6 +46,8 @@ pub struct Config {
     pub plugins: BTreeMap<String, PluginConfig>,
     /// The plugin chain in force for this device's type.
     pub chain: Chain,
+    /// `[fleet]`: the server `airlock daemon` polls, if any.
+    pub fleet: Option<FleetConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +142,17 @@ mod humantime_serde_compat {
             ))
         })
     }
+
+    /// For `Option<Duration>` fields.
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::Deserializer;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            super::deserialize(d).map(Some)
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +169,8 @@ struct RawConfig {
     plugins: BTreeMap<String, PluginConfig>,
     #[serde(default)]
     chain: toml::Table,
+    #[serde(default)]
+    fleet: Option<fleet::RawFleet>,
 }
 
 fn default_cmdline() -> PathBuf {
@@ -277,6 +295,11 @@ impl Config {
                 )));
             }
         }
+        let fleet = raw
+            .fleet
+            .map(|f| f.validate(&resolve))
+            .transpose()
+            .map_err(invalid)?;
         Ok(Config {
             path: path.to_owned(),
             device,
@@ -286,6 +309,7 @@ impl Config {
             download,
             plugins,
             chain,
+            fleet,
         })
     }
 

@@ -8,6 +8,7 @@
 //! - `trust`: keyring and signature threshold
 //! - `boot`: bootloader backends (grub, uboot, sim, command)
 //! - `state`: the persistent, redundant, checksummed state journal
+//! - `fleet`: `airlock daemon`, the device side of hawkBit's DDI protocol (`device` feature)
 //! - [`fsutil`]: durable file writes shared by everything that persists
 //!
 //! The `device` feature (on by default) adds what runs an update: `source` (reqwest), `plugin`
@@ -20,6 +21,8 @@ pub mod boot;
 pub mod bundle;
 pub mod chain;
 pub mod config;
+#[cfg(feature = "device")]
+pub mod fleet;
 pub mod fsutil;
 #[cfg(feature = "device")]
 pub mod install;

@@ -24,7 +24,7 @@
 //!   checkout (the GRUB snippet, the systemd unit, the WIT).
 //! - Every ```` ```toml ```` block is parsed by the engine: a device configuration (it has
 //!   `[device]`) as a whole, a bundle description (`[[payload]]`) as one, and any other block
-//!   that has `[plugins.…]`, `[chain]`, `[download]`, `[slots.…]`, `[boot]` or `[trust]` as a
+//!   that has `[plugins.…]`, `[chain]`, `[download]`, `[slots.…]`, `[boot]`, `[trust]` or `[fleet]` as a
 //!   fragment of a device configuration (a minimal device fills in the tables it lacks).
 //!
 //! Failures name the document, the line and the output of the failing command.
@@ -661,6 +661,7 @@ fn check_toml(doc: &str, block: &Block) -> Option<String> {
         "[slots.",
         "[boot]",
         "[trust]",
+        "[fleet]",
     ]
     .iter()
     .any(|p| has(p));

@@ -7,6 +7,7 @@ mod bad_input;
 mod bundle_cli;
 mod delta;
 mod docs;
+mod fleet;
 mod hostile_stages;
 mod http;
 mod install_flow;

@@ -68,8 +68,7 @@ pub fn install(config: &Path, source: &str, json: bool) -> Result<()> {
 }
 
 pub fn boot(config: &Path, json: bool) -> Result<bool> {
-    let mut device = open(config)?;
-    let report = device.boot(&mut |_| {})?;
+    let report = settle(config)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -81,6 +80,11 @@ pub fn boot(config: &Path, json: bool) -> Result<bool> {
         }
     }
     Ok(report.reboot_needed)
+}
+
+/// What `airlock boot` does, without printing: settle whatever is pending.
+pub fn settle(config: &Path) -> Result<airlock::install::BootReport> {
+    Ok(open(config)?.boot(&mut |_| {})?)
 }
 
 pub fn commit(config: &Path) -> Result<()> {

@@ -1,6 +1,7 @@
 //! Argument parsing, progress bars and output. The only place that prints.
 
 mod bundle;
+mod daemon;
 mod device;
 mod key;
 mod plugin;
@@ -70,6 +71,12 @@ enum Command {
     /// A simulated device in a folder.
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// Poll the fleet server of [fleet] (hawkBit DDI) and install, report and reboot as it asks.
+    Daemon {
+        /// One cycle (report, poll, act) and exit, for cron and tests.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -92,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Sim(cmd) => sim::run(cmd),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Reboot => device::reboot(&cli.config),
+        Command::Daemon { once } => daemon::run(&cli.config, once),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

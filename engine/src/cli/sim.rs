@@ -105,29 +105,50 @@ path = "app"
 
 fn reboot(dir: &Path, fail: bool) -> Result<()> {
     let config_path = dir.join("airlock.toml");
-    let config = Config::load(&config_path)?;
-    let BootConfig::Sim { env } = &config.boot else {
-        bail!(
-            "{} is not a simulated device (its [boot] backend is not \"sim\")",
-            config_path.display()
-        );
-    };
-    let env = env.clone();
+    let env = sim_env(&Config::load(&config_path)?)?;
     // What `airlock reboot` does on a device: the reboot-enter hooks may veto or postpone.
     super::device::open(&config_path)?.before_reboot()?;
-    let booted = boot::sim_reboot(&env, fail)?;
-    println!(
+    reboot_and_boot(&config_path, &env, fail, &mut |line| println!("{line}"))
+}
+
+/// The sim bootloader file of a simulated device's configuration.
+pub fn sim_env(config: &Config) -> Result<PathBuf> {
+    match &config.boot {
+        BootConfig::Sim { env } => Ok(env.clone()),
+        _ => bail!(
+            "{} is not a simulated device (its [boot] backend is not \"sim\")",
+            config.path.display()
+        ),
+    }
+}
+
+/// The simulated reboot itself, after the reboot-enter hooks: the bootloader picks the slot
+/// (`fail`: the new slot does not come up), then what the device runs at boot (`airlock
+/// boot`), and once more when that rolled back on the trial slot. `airlock sim reboot` and a
+/// simulated device's `airlock daemon` both go through here.
+pub fn reboot_and_boot(
+    config_path: &Path,
+    env: &Path,
+    fail: bool,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let booted = boot::sim_reboot(env, fail)?;
+    say(&format!(
         "simulated reboot{}: booted slot {booted}",
         if fail {
             " (the new slot failed to come up)"
         } else {
             ""
         }
-    );
-    if super::device::boot(&config_path, false)? {
-        let booted = boot::sim_reboot(&env, false)?;
-        println!("simulated reboot: booted slot {booted}");
-        super::device::boot(&config_path, false)?;
+    ));
+    let report = super::device::settle(config_path)?;
+    report.actions.iter().for_each(|a| say(a));
+    if report.reboot_needed {
+        say("reboot to return to the committed slot");
+        let booted = boot::sim_reboot(env, false)?;
+        say(&format!("simulated reboot: booted slot {booted}"));
+        let report = super::device::settle(config_path)?;
+        report.actions.iter().for_each(|a| say(a));
     }
     Ok(())
 }

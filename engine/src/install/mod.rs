@@ -38,7 +38,7 @@ use crate::config::{Config, SlotConfig};
 use crate::fsutil::FileLock;
 use crate::plugin::Stage;
 use crate::slot::{DirectorySlot, RawSlot};
-use crate::source::{self, ByteSource, HttpOptions};
+use crate::source::{self, ByteSource, HttpExtras, HttpOptions};
 use crate::state::Journal;
 use crate::trust::TrustPolicy;
 
@@ -165,7 +165,7 @@ impl Device {
     }
 
     /// `delta`: ask for bounded ranges, starting with the head, instead of the whole bundle.
-    fn http_options(&self, delta: bool) -> HttpOptions {
+    fn http_options(&self, delta: bool, extras: &HttpExtras) -> HttpOptions {
         let d = &self.config.download;
         HttpOptions {
             connect_timeout: d.connect_timeout,
@@ -174,6 +174,7 @@ impl Device {
             backoff: d.backoff,
             ca_file: d.ca_file.clone(),
             window: delta.then_some(FIRST_REQUEST),
+            extras: extras.clone(),
         }
     }
 
@@ -183,6 +184,18 @@ impl Device {
     pub fn install(
         &mut self,
         location: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<InstallReport, InstallError> {
+        self.install_with(location, &HttpExtras::default(), progress)
+    }
+
+    /// [`install`](Self::install), sending `extras` (a fleet server's token, a client
+    /// certificate) with every HTTP request. They open the door to the bundle, nothing more:
+    /// its signature, device type and version are checked as always.
+    pub fn install_with(
+        &mut self,
+        location: &str,
+        extras: &HttpExtras,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<InstallReport, InstallError> {
         let booted = self.booted()?;
@@ -200,7 +213,7 @@ impl Device {
         }
         let trust = TrustPolicy::load(&self.config.trust.keys, self.config.trust.threshold)?;
         let delta = self.config.download.delta && source::is_http(location);
-        let source = source::open(location, &self.http_options(delta))?;
+        let source = source::open(location, &self.http_options(delta, extras))?;
         let mut reader = BundleReader::open(source, &trust)?;
         let manifest = reader.manifest().clone();
         let manifest_sha256 = Sha256Hex(Sha256::digest(reader.manifest_bytes()).into());
@@ -520,6 +533,14 @@ impl Device {
             return Ok(report);
         }
         match u.phase {
+            // The fleet server hands out downloads that need the daemon's token: the daemon
+            // resumes them on its next poll, where the boot flow would only be refused.
+            Phase::Fetching if self.config.fleet.is_some() && source::is_http(&u.source) => {
+                report.actions.push(format!(
+                    "the interrupted download of {} is resumed by airlock daemon",
+                    describe(&u.release)
+                ));
+            }
             Phase::Fetching => {
                 report.actions.push(format!(
                     "resuming the interrupted install of {} from {}",

@@ -36,7 +36,7 @@ const MAX_WINDOW: u64 = 64 * 1024 * 1024;
 /// request (a request costs a round trip; this many bytes cost about as much on a slow link).
 const SKIP_BY_READING: u64 = 64 * 1024;
 
-/// How patient an HTTP download is.
+/// How patient an HTTP download is, and what it sends besides the URL.
 #[derive(Clone, Debug)]
 pub struct HttpOptions {
     /// Connecting (TCP and TLS) may take this long.
@@ -55,6 +55,8 @@ pub struct HttpOptions {
     /// the first request asks for this many bytes and each further one for twice as many as
     /// the last, up to 64 MiB. `None`: one open-ended request for everything.
     pub window: Option<u64>,
+    /// What a fleet server asks of every request: headers and a client certificate.
+    pub extras: HttpExtras,
 }
 
 impl Default for HttpOptions {
@@ -66,8 +68,44 @@ impl Default for HttpOptions {
             backoff: Duration::from_secs(1),
             ca_file: None,
             window: None,
+            extras: HttpExtras::default(),
         }
     }
+}
+
+/// Sent with every request of a client, retries and ranged requests included: what a fleet
+/// server requires besides the URL.
+#[derive(Clone, Default)]
+pub struct HttpExtras {
+    /// (name, value), e.g. `("Authorization", "TargetToken …")`. An `Authorization` header is
+    /// marked sensitive, so it never shows in debug output, and the client drops it when a
+    /// redirect leads to another host or port.
+    pub headers: Vec<(String, String)>,
+    /// Another CA certificate (PEM) to trust, besides `ca_file` and the built-in roots.
+    pub ca_file: Option<PathBuf>,
+    /// Mutual TLS: the client certificate presented when a server asks for one.
+    pub identity: Option<ClientIdentity>,
+}
+
+impl std::fmt::Debug for HttpExtras {
+    // Header values may be secrets: show only their names.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpExtras")
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("ca_file", &self.ca_file)
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+/// A client certificate chain and its private key, both PEM files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
 }
 
 /// A bundle behind an `http://` or `https://` URL.
@@ -585,13 +623,16 @@ impl ByteSource for HttpSource {
     }
 }
 
-fn build_client(options: &HttpOptions) -> Result<Client, SourceError> {
+/// The client for `options`: timeouts, trusted CAs, extra headers, client certificate. Shared
+/// with the fleet daemon's DDI client, so both speak to a server the same way.
+pub(crate) fn build_client(options: &HttpOptions) -> Result<Client, SourceError> {
     let mut builder = Client::builder()
         .connect_timeout(options.connect_timeout)
         // Blocking reqwest applies this to the response head and to each read of the body.
         .timeout(options.read_timeout)
         .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = &options.ca_file {
+    let extras = &options.extras;
+    for path in options.ca_file.iter().chain(&extras.ca_file) {
         let ca_error = |reason: String| SourceError::CaFile {
             path: path.clone(),
             reason,
@@ -605,9 +646,50 @@ fn build_client(options: &HttpOptions) -> Result<Client, SourceError> {
             builder = builder.add_root_certificate(cert);
         }
     }
+    if !extras.headers.is_empty() {
+        builder = builder.default_headers(header_map(&extras.headers)?);
+    }
+    if let Some(id) = &extras.identity {
+        builder = builder.identity(load_identity(id)?);
+    }
     builder
         .build()
         .map_err(|e| SourceError::HttpClient { reason: cause(&e) })
+}
+
+fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, SourceError> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let bad = |what: &str| SourceError::HttpClient {
+            reason: format!(
+                "header {name:?} has an invalid {what}; check the token file for stray characters"
+            ),
+        };
+        let name = header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("name"))?;
+        let mut value = header::HeaderValue::from_str(value).map_err(|_| bad("value"))?;
+        if name == header::AUTHORIZATION {
+            value.set_sensitive(true);
+        }
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// reqwest (rustls) wants the private key and the certificate chain in one PEM buffer.
+fn load_identity(id: &ClientIdentity) -> Result<reqwest::Identity, SourceError> {
+    let bad = |reason: String| SourceError::HttpClient {
+        reason: format!(
+            "cannot use client certificate {} with key {}: {reason}; give PEM files of a certificate and its private key",
+            id.certificate.display(),
+            id.key.display()
+        ),
+    };
+    let mut pem = fs::read(&id.key).map_err(|e| bad(format!("{}: {e}", id.key.display())))?;
+    pem.push(b'\n');
+    pem.extend(
+        fs::read(&id.certificate).map_err(|e| bad(format!("{}: {e}", id.certificate.display())))?,
+    );
+    reqwest::Identity::from_pem(&pem).map_err(|e| bad(cause(&e)))
 }
 
 /// The URL for messages, any password masked.
@@ -709,6 +791,7 @@ mod tests {
             backoff: Duration::from_millis(5),
             ca_file: None,
             window: None,
+            extras: HttpExtras::default(),
         }
     }
 
@@ -1174,6 +1257,85 @@ mod tests {
         assert_eq!(parse_content_range("bytes 5-10/10"), None);
         assert_eq!(parse_content_range("bytes */10"), None);
         assert_eq!(parse_content_range("items 1-2/3"), None);
+    }
+
+    fn with_token(options: HttpOptions) -> HttpOptions {
+        HttpOptions {
+            extras: HttpExtras {
+                headers: vec![("Authorization".into(), "TargetToken t0k".into())],
+                ..HttpExtras::default()
+            },
+            ..options
+        }
+    }
+
+    #[test]
+    fn extra_headers_go_with_every_request_retries_and_ranges_included() {
+        let data = content(23);
+        let (server, url) = serve(&data);
+        server.set_faults(Faults::none().drop_after(1000).times(1));
+        let mut src = HttpSource::open(&url, &with_token(ranged_options(50_000))).unwrap();
+        assert_eq!(read_all(&mut src), data);
+        let requests = server.requests();
+        assert!(requests.len() > 2, "{requests:?}");
+        for r in &requests {
+            assert_eq!(r.header("authorization"), Some("TargetToken t0k"), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn the_token_is_not_carried_across_a_redirect_to_another_host() {
+        let data = content(29);
+        let (server, target) = serve(&data);
+        // A one-shot redirector on another port: another host as far as the token goes.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let from = format!("http://{}/b.airlock", listener.local_addr().unwrap());
+        let redirector = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            let reply = format!(
+                "HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            std::io::Write::write_all(&mut stream, reply.as_bytes()).unwrap();
+            String::from_utf8_lossy(&head).to_ascii_lowercase()
+        });
+        let mut src = HttpSource::open(&from, &with_token(options())).unwrap();
+        assert_eq!(read_all(&mut src), data);
+        let head = redirector.join().unwrap();
+        assert!(head.contains("authorization: targettoken t0k"), "{head}");
+        for r in server.requests() {
+            assert_eq!(r.header("authorization"), None, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_client_certificate_is_reported_with_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("device.crt"), dir.path().join("device.key"));
+        std::fs::write(&cert, "not a certificate").unwrap();
+        std::fs::write(&key, "not a key").unwrap();
+        let opts = HttpOptions {
+            extras: HttpExtras {
+                identity: Some(ClientIdentity {
+                    certificate: cert,
+                    key,
+                }),
+                ..HttpExtras::default()
+            },
+            ..options()
+        };
+        let err = HttpSource::open("https://127.0.0.1:1/b", &opts)
+            .err()
+            .unwrap();
+        let text = err.to_string();
+        assert!(
+            text.contains("device.crt") && text.contains("device.key"),
+            "{text}"
+        );
     }
 
     #[test]

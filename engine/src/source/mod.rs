@@ -16,7 +16,8 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 pub use file::FileSource;
-pub use http::{HttpOptions, HttpSource};
+pub(crate) use http::build_client;
+pub use http::{ClientIdentity, HttpExtras, HttpOptions, HttpSource};
 
 /// A bundle's bytes, read front to back; can jump forward (resume at a chunk, skip what the
 /// device already has).

@@ -1,0 +1,259 @@
+//! `[fleet]` of `airlock.toml`: the server `airlock daemon` polls over hawkBit's DDI protocol.
+//!
+//! ```toml
+//! [fleet]
+//! server = "https://fleet.example.com"        # required: the server's base URL
+//! tenant = "DEFAULT"                          # default "DEFAULT"
+//! controller_id = "gw-0042"                   # default: the hostname
+//! token_file = "/etc/airlock/target-token"    # Authorization: TargetToken <contents>
+//! # gateway_token_file = "…"                  # or: Authorization: GatewayToken <contents>
+//! ca_file = "/etc/airlock/fleet-ca.pem"       # extra trusted CA for the server
+//! client_certificate = "/etc/airlock/device.crt"   # mutual TLS: both or neither (PEM)
+//! client_key = "/etc/airlock/device.key"
+//! poll_interval = "5m"                        # until the server says otherwise, and the
+//!                                             # longest wait after errors
+//! reboot_command = ["systemctl", "reboot"]
+//! ```
+//!
+//! Exactly one of `token_file` and `gateway_token_file` is required. Relative paths are relative
+//! to the configuration file; the token files are read when the daemon starts, not here.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How the device authenticates to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FleetAuth {
+    /// `Authorization: TargetToken <file contents>`: the device's own token.
+    TargetToken(PathBuf),
+    /// `Authorization: GatewayToken <file contents>`: a token shared by a gateway's devices.
+    GatewayToken(PathBuf),
+}
+
+/// A validated `[fleet]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetConfig {
+    /// Base URL, without a trailing slash.
+    pub server: String,
+    pub tenant: String,
+    pub controller_id: String,
+    pub auth: FleetAuth,
+    /// An extra CA (PEM) to trust for the server, besides the built-in roots and
+    /// `[download] ca_file`.
+    pub ca_file: Option<PathBuf>,
+    /// Mutual TLS: (certificate chain, private key), both PEM.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
+    pub poll_interval: Duration,
+    pub reboot_command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFleet {
+    server: String,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    controller_id: Option<String>,
+    #[serde(default)]
+    token_file: Option<PathBuf>,
+    #[serde(default)]
+    gateway_token_file: Option<PathBuf>,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    client_certificate: Option<PathBuf>,
+    #[serde(default)]
+    client_key: Option<PathBuf>,
+    #[serde(default, with = "super::humantime_serde_compat::option")]
+    poll_interval: Option<Duration>,
+    #[serde(default)]
+    reboot_command: Option<Vec<String>>,
+}
+
+pub const DEFAULT_TENANT: &str = "DEFAULT";
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(300);
+
+impl RawFleet {
+    /// Validates the table; `resolve` anchors relative paths at the configuration file.
+    pub(super) fn validate(
+        self,
+        resolve: &dyn Fn(&Path) -> PathBuf,
+    ) -> Result<FleetConfig, String> {
+        let server = self.server.trim().trim_end_matches('/').to_string();
+        let lower = server.to_ascii_lowercase();
+        let host = lower
+            .strip_prefix("https://")
+            .or_else(|| lower.strip_prefix("http://"));
+        if host.is_none_or(|h| h.is_empty()) {
+            return Err(format!(
+                "[fleet] server = {:?} is not an http:// or https:// URL; give the server's base URL, e.g. \"https://fleet.example.com\"",
+                self.server
+            ));
+        }
+        let tenant = self.tenant.unwrap_or_else(|| DEFAULT_TENANT.into());
+        check_path_segment("tenant", &tenant)?;
+        let controller_id = match self.controller_id {
+            Some(id) => id,
+            None => hostname().ok_or(
+                "[fleet] controller_id is not set and the hostname is unknown; set controller_id to the device's id on the server",
+            )?,
+        };
+        check_path_segment("controller_id", &controller_id)?;
+        let auth = match (self.token_file, self.gateway_token_file) {
+            (Some(t), None) => FleetAuth::TargetToken(resolve(&t)),
+            (None, Some(g)) => FleetAuth::GatewayToken(resolve(&g)),
+            (Some(_), Some(_)) => {
+                return Err("[fleet] sets both token_file and gateway_token_file; keep the one the server issued".into());
+            }
+            (None, None) => {
+                return Err("[fleet] needs token_file (the device's TargetToken) or gateway_token_file (a GatewayToken); add one".into());
+            }
+        };
+        let client_identity = match (self.client_certificate, self.client_key) {
+            (Some(c), Some(k)) => Some((resolve(&c), resolve(&k))),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err("[fleet] client_certificate is set without client_key; mutual TLS needs both (PEM files)".into());
+            }
+            (None, Some(_)) => {
+                return Err("[fleet] client_key is set without client_certificate; mutual TLS needs both (PEM files)".into());
+            }
+        };
+        let poll_interval = self.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL);
+        if poll_interval.is_zero() {
+            return Err("[fleet] poll_interval is zero; give a duration such as \"5m\"".into());
+        }
+        let reboot_command = self
+            .reboot_command
+            .unwrap_or_else(|| vec!["systemctl".into(), "reboot".into()]);
+        if reboot_command.first().is_none_or(|p| p.trim().is_empty()) {
+            return Err("[fleet] reboot_command is empty; give the program and its arguments, e.g. [\"systemctl\", \"reboot\"]".into());
+        }
+        Ok(FleetConfig {
+            server,
+            tenant,
+            controller_id,
+            auth,
+            ca_file: self.ca_file.map(|p| resolve(&p)),
+            client_identity,
+            poll_interval,
+            reboot_command,
+        })
+    }
+}
+
+/// Tenant and controller id go into URL paths as they are.
+fn check_path_segment(key: &str, value: &str) -> Result<(), String> {
+    let bad = value
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#' | '%'));
+    if value.is_empty() || bad.is_some() {
+        return Err(format!(
+            "[fleet] {key} = {value:?} cannot be part of a URL path; use letters, digits, '-', '_', '.' or ':'"
+        ));
+    }
+    Ok(())
+}
+
+/// The host's name: `/etc/hostname`, else the kernel's.
+fn hostname() -> Option<String> {
+    let from_file = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    from_file.or_else(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
+        // truncates, and we stop at the first NUL or the end.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        if rc != 0 {
+            return None;
+        }
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
+        (!name.is_empty()).then_some(name)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<FleetConfig, String> {
+        let raw: RawFleet = toml::from_str(text).map_err(|e| e.to_string())?;
+        raw.validate(&|p: &Path| Path::new("/etc/airlock").join(p))
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = parse("server = \"https://fleet.example.com/\"\ncontroller_id = \"gw-1\"\ntoken_file = \"token\"\n").unwrap();
+        assert_eq!(c.server, "https://fleet.example.com");
+        assert_eq!(c.tenant, "DEFAULT");
+        assert_eq!(c.auth, FleetAuth::TargetToken("/etc/airlock/token".into()));
+        assert_eq!(c.poll_interval, Duration::from_secs(300));
+        assert_eq!(c.reboot_command, ["systemctl", "reboot"]);
+        assert_eq!(c.client_identity, None);
+        let c = parse("server = \"http://h:8080\"\ngateway_token_file = \"/g\"\npoll_interval = \"30s\"\nclient_certificate = \"c.pem\"\nclient_key = \"k.pem\"\n").unwrap();
+        assert_eq!(c.auth, FleetAuth::GatewayToken("/g".into()));
+        assert_eq!(c.poll_interval, Duration::from_secs(30));
+        assert_eq!(
+            c.client_identity,
+            Some(("/etc/airlock/c.pem".into(), "/etc/airlock/k.pem".into()))
+        );
+        assert!(!c.controller_id.is_empty(), "defaults to the hostname");
+    }
+
+    #[test]
+    fn validation_names_the_key_and_what_to_do() {
+        let cases = [
+            (
+                "server = \"fleet.example.com\"\ntoken_file = \"t\"",
+                "[fleet] server",
+            ),
+            ("server = \"https://h\"", "token_file"),
+            (
+                "server = \"https://h\"\ntoken_file = \"t\"\ngateway_token_file = \"g\"",
+                "both",
+            ),
+            (
+                "server = \"https://h\"\ntoken_file = \"t\"\nclient_key = \"k\"",
+                "client_certificate",
+            ),
+            (
+                "server = \"https://h\"\ntoken_file = \"t\"\nclient_certificate = \"c\"",
+                "client_key",
+            ),
+            (
+                "server = \"https://h\"\ntoken_file = \"t\"\ncontroller_id = \"a/b\"",
+                "controller_id",
+            ),
+            (
+                "server = \"https://h\"\ntoken_file = \"t\"\ntenant = \"\"",
+                "tenant",
+            ),
+            (
+                "server = \"https://h\"\ntoken_file = \"t\"\npoll_interval = \"often\"",
+                "often",
+            ),
+            (
+                "server = \"https://h\"\ntoken_file = \"t\"\npoll_interval = \"0s\"",
+                "poll_interval",
+            ),
+            (
+                "server = \"https://h\"\ntoken_file = \"t\"\nreboot_command = []",
+                "reboot_command",
+            ),
+            (
+                "server = \"https://h\"\ntoken_file = \"t\"\npolling = \"5m\"",
+                "polling",
+            ),
+        ];
+        for (text, expect) in cases {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(expect), "{text}: {e}");
+        }
+    }
+}

@@ -1,0 +1,662 @@
+//! The daemon's cycle; see the module docs of [`crate::fleet`] for the steps.
+
+use std::time::{Duration, SystemTime};
+
+use tracing::{debug, info, warn};
+
+use airlock_ddi::{
+    ActionFeedback, CancelAction, ConfigData, DeploymentBase, Execution, FeedbackProgress,
+    Finished, Link, UpdateMode, action_id_of, parse_sleep,
+};
+
+use super::FleetError;
+use super::action::{Action, JsonFile, Stage};
+use super::attributes::{Memory, attributes};
+use super::client::{ClientError, DdiClient, feedback_href};
+use super::outbox::{Entry, Outbox};
+use super::plan::{self, Decision, Throttle};
+use super::reconcile::{Settled, reconcile};
+use crate::boot::Slot;
+use crate::config::{Config, FleetConfig};
+use crate::install::record::{DeviceState, Release};
+use crate::install::{Device, InstallError};
+
+/// The first wait after a failed cycle; it doubles with each failure in a row, up to the
+/// configured poll interval.
+const FIRST_RETRY: Duration = Duration::from_secs(5);
+/// Installs broken off by the network before the action is reported failed.
+const MAX_ATTEMPTS: u32 = 3;
+/// The shortest polling interval honoured, whatever the server says.
+const MIN_SLEEP: Duration = Duration::from_secs(1);
+
+/// What to do after the reboot callback returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterReboot {
+    /// The device came back within this process (a simulated device): go on cycling.
+    Continue,
+    /// The machine is going down: stop; the daemon starts again after the boot.
+    Exit,
+}
+
+/// Reboots into the trial slot (the `reboot-enter` hooks have run already).
+pub type RebootFn = Box<dyn FnMut() -> Result<AfterReboot, String> + Send>;
+
+/// What the loop does after a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Sleep(Duration),
+    Exit,
+}
+
+pub struct Daemon {
+    config: Config,
+    fleet: FleetConfig,
+    client: DdiClient,
+    outbox: Outbox,
+    action: JsonFile<Action>,
+    memory_file: JsonFile<Memory>,
+    memory: Memory,
+    reboot: RebootFn,
+    /// The server's polling interval, or the configured one until it says.
+    interval: Duration,
+    /// Failed cycles in a row.
+    failures: u32,
+}
+
+impl Daemon {
+    /// Reads the token, sets up the client and opens the daemon's files in
+    /// `<data_dir>/fleet/`. Fails on a configuration the daemon cannot run with.
+    pub fn new(config: Config, reboot: RebootFn) -> Result<Self, FleetError> {
+        let fleet = config
+            .fleet
+            .clone()
+            .ok_or_else(|| FleetError::NotConfigured {
+                path: config.path.clone(),
+            })?;
+        let client = DdiClient::new(&fleet, &config.download)?;
+        let dir = config.device.data_dir.join("fleet");
+        std::fs::create_dir_all(&dir).map_err(|e| FleetError::store(&dir, e))?;
+        let outbox = Outbox::open(&dir)?;
+        let memory_file = JsonFile::new(dir.join("memory.json"));
+        let memory = memory_file.load().unwrap_or_else(|e| {
+            warn!("{e}; starting afresh (the attributes are sent again)");
+            None
+        });
+        Ok(Self {
+            interval: fleet.poll_interval,
+            fleet,
+            client,
+            outbox,
+            action: JsonFile::new(dir.join("action.json")),
+            memory_file,
+            memory: memory.unwrap_or_default(),
+            reboot,
+            config,
+            failures: 0,
+        })
+    }
+
+    /// Feedback waiting for the server.
+    pub fn outbox(&self) -> &[Entry] {
+        self.outbox.entries()
+    }
+
+    /// The action in hand, if any.
+    pub fn action(&self) -> Option<Action> {
+        self.action.load().ok().flatten()
+    }
+
+    /// Cycles until a reboot stops the process. A failed cycle is logged and retried after a
+    /// growing wait; nothing a server says ends the loop.
+    pub fn run(&mut self) {
+        loop {
+            let wait = match self.run_once() {
+                Ok(Next::Exit) => return,
+                Ok(Next::Sleep(d)) => d,
+                Err(e) => {
+                    let wait = self.retry_wait();
+                    warn!("{e}; trying again in {}", humantime::format_duration(wait));
+                    wait
+                }
+            };
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// One cycle: flush, settle, poll, report, act.
+    pub fn run_once(&mut self) -> Result<Next, FleetError> {
+        let result = self.cycle();
+        self.failures = if result.is_ok() { 0 } else { self.failures + 1 };
+        result
+    }
+
+    /// How long to wait after the failed cycles so far.
+    pub fn retry_wait(&self) -> Duration {
+        let doubled = FIRST_RETRY.saturating_mul(1 << self.failures.saturating_sub(1).min(16));
+        doubled.min(self.fleet.poll_interval)
+    }
+
+    fn cycle(&mut self) -> Result<Next, FleetError> {
+        // Settled even when the server is out of reach: the result is then kept in the outbox,
+        // and a device waiting for its reboot reboots.
+        let flushed = self.flush();
+        if let Some(next) = self.settle()? {
+            return Ok(next);
+        }
+        flushed?;
+        let base = self.client.poll()?;
+        self.interval = match parse_sleep(&base.config.polling.sleep) {
+            Ok(d) => d.max(MIN_SLEEP),
+            Err(e) => {
+                warn!(
+                    "{e}; polling every {}",
+                    humantime::format_duration(self.fleet.poll_interval)
+                );
+                self.fleet.poll_interval
+            }
+        };
+        let links = &base.links;
+        let id = |l: &Option<Link>| {
+            l.as_ref()
+                .and_then(|l| action_id_of(&l.href))
+                .map(str::to_string)
+        };
+        info!(
+            sleep = %base.config.polling.sleep,
+            deployment = ?id(&links.deployment_base),
+            cancel = ?id(&links.cancel_action),
+            installed = ?id(&links.installed_base),
+            config_data = links.config_data.is_some(),
+            "polled"
+        );
+        if let Err(e) = self.send_attributes(links.config_data.as_ref()) {
+            warn!("cannot report the attributes: {e}");
+        }
+        if let Some(link) = &links.installed_base
+            && let Err(e) = self.look_at_installed_base(&link.href)
+        {
+            debug!("cannot read the installed base: {e}");
+        }
+        if let Some(link) = &links.cancel_action {
+            self.cancel(&link.href)?;
+            return Ok(Next::Sleep(self.interval));
+        }
+        match &links.deployment_base {
+            Some(link) => self.deployment(&link.href),
+            None => {
+                if let Some(a) = self.load_action()?
+                    && a.stage == Stage::Waiting
+                {
+                    info!(action = %a.id, "the server no longer offers action {}; forgetting it", a.id);
+                    self.action.clear()?;
+                }
+                Ok(Next::Sleep(self.interval))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), FleetError> {
+        let client = &self.client;
+        self.outbox
+            .flush(&mut |e: &Entry| client.post_feedback(&e.href, &e.feedback))
+            .map(|_| ())
+    }
+
+    /// Queues feedback durably, then tries to deliver it (and anything before it) now.
+    fn report(&mut self, href: &str, mut feedback: ActionFeedback) -> Result<(), FleetError> {
+        feedback.timestamp = Some(unix_millis());
+        let status = &feedback.status;
+        info!(
+            href,
+            execution = ?status.execution,
+            finished = ?status.result.finished,
+            details = ?status.details,
+            "feedback"
+        );
+        self.outbox.push(Entry {
+            href: href.to_string(),
+            feedback,
+        })?;
+        if let Err(e) = self.flush() {
+            warn!("the feedback stays in the outbox until the server takes it: {e}");
+        }
+        Ok(())
+    }
+
+    fn load_action(&self) -> Result<Option<Action>, FleetError> {
+        match self.action.load() {
+            Err(e @ FleetError::Corrupt { .. }) => {
+                warn!(
+                    "{e}; forgetting the action (the server offers it again if it is still open)"
+                );
+                self.action.clear()?;
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    /// The device as it is: its journal, the booted slot, the trial armed.
+    fn look(&self) -> Result<(DeviceState, Slot, Option<Slot>), FleetError> {
+        let device = Device::open_read_only(self.config.clone())?;
+        let booted = device.booted()?;
+        let pending = device
+            .boot_backend()
+            .pending_trial()
+            .map_err(InstallError::from)?;
+        Ok((device.state().clone(), booted, pending))
+    }
+
+    /// After a reboot or a restart: report how the installed action ended, or reboot into it.
+    fn settle(&mut self) -> Result<Option<Next>, FleetError> {
+        let Some(action) = self.load_action()? else {
+            return Ok(None);
+        };
+        if action.stage != Stage::Installed {
+            return Ok(None);
+        }
+        let (state, booted, pending) = self.look()?;
+        match reconcile(&action, &state, booted, pending) {
+            Settled::Nothing => Ok(None),
+            Settled::Unsettled(why) => {
+                info!(action = %action.id, "{why}");
+                Ok(None)
+            }
+            Settled::AwaitReboot => self.reboot_into_trial(action).map(Some),
+            Settled::Done { feedback, health } => {
+                if let Some(health) = health {
+                    self.memory.health = Some(health);
+                    self.save_memory();
+                }
+                self.report(&feedback_href(&action.href), feedback)?;
+                self.action.clear()?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn save_memory(&self) {
+        if let Err(e) = self.memory_file.save(&self.memory) {
+            warn!("{e}");
+        }
+    }
+
+    fn send_attributes(&mut self, link: Option<&Link>) -> Result<(), FleetError> {
+        let (state, booted, _) = self.look()?;
+        let attrs = attributes(
+            &self.config.device.device_type,
+            &state,
+            booted,
+            self.memory.health.as_deref(),
+        );
+        if link.is_none() && self.memory.sent.as_ref() == Some(&attrs) {
+            return Ok(());
+        }
+        let href = link.map_or_else(
+            || format!("{}/configData", self.client.base_url()),
+            |l| l.href.clone(),
+        );
+        let body = ConfigData {
+            mode: Some(UpdateMode::Merge),
+            data: attrs.clone(),
+        };
+        self.client.put_config_data(&href, &body)?;
+        info!(version = %attrs["airlock.version"], health = %attrs["airlock.health"], "attributes reported");
+        self.memory.sent = Some(attrs);
+        self.save_memory();
+        Ok(())
+    }
+
+    /// `installedBase`: what the server believes the device runs. The device's journal is the
+    /// authority; a difference is only logged.
+    fn look_at_installed_base(&mut self, href: &str) -> Result<(), FleetError> {
+        if self.memory.installed_base.as_deref() == Some(href) {
+            return Ok(());
+        }
+        let base: DeploymentBase = self.client.get(href)?;
+        let (state, ..) = self.look()?;
+        let server: Vec<String> = base
+            .deployment
+            .chunks
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.version))
+            .collect();
+        let device = state
+            .committed
+            .as_ref()
+            .map_or("nothing committed".into(), crate::install::describe);
+        info!(action = %base.id, "the server records {} as installed; the device runs {device}", server.join(", "));
+        self.memory.installed_base = Some(href.to_string());
+        self.save_memory();
+        Ok(())
+    }
+
+    /// `cancelAction`: honoured while nothing of the action was written, rejected after.
+    fn cancel(&mut self, href: &str) -> Result<(), FleetError> {
+        let cancel: CancelAction = self.client.get(href)?;
+        let stop = cancel.cancel_action.stop_id;
+        let fb = feedback_href(href);
+        let held = self.load_action()?.filter(|a| a.id == stop);
+        let (execution, finished, detail) = match &held {
+            Some(a) if a.stage == Stage::Installing => (
+                Execution::Rejected,
+                Finished::None,
+                format!(
+                    "{} is being written to the inactive slots; it can no longer be cancelled",
+                    a.describe()
+                ),
+            ),
+            Some(a) if a.stage == Stage::Installed => (
+                Execution::Rejected,
+                Finished::None,
+                format!(
+                    "{} is installed{} and waits for its trial boot; it can no longer be cancelled",
+                    a.describe(),
+                    a.slot.map_or(String::new(), |s| format!(" in slot {s}"))
+                ),
+            ),
+            Some(a) => {
+                self.action.clear()?;
+                (
+                    Execution::Closed,
+                    Finished::Success,
+                    format!("cancelled {} before anything was installed", a.describe()),
+                )
+            }
+            None => (
+                Execution::Closed,
+                Finished::Success,
+                format!("nothing of action {stop} is in progress on the device"),
+            ),
+        };
+        self.report(&fb, ActionFeedback::new(execution, finished, vec![detail]))
+    }
+
+    fn deployment(&mut self, href: &str) -> Result<Next, FleetError> {
+        let id = action_id_of(href)
+            .ok_or_else(|| ClientError::BadBody {
+                url: href.to_string(),
+                reason: "the deploymentBase link names no action id".into(),
+            })?
+            .to_string();
+        let mut action = match self.load_action()? {
+            Some(a) if a.id == id => {
+                if a.stage == Stage::Installed {
+                    // Settled by `settle` once the trial boot decided.
+                    return Ok(Next::Sleep(self.interval));
+                }
+                a
+            }
+            held => {
+                if let Some(old) = held {
+                    self.supersede(old, &id)?;
+                }
+                Action {
+                    id,
+                    href: href.to_string(),
+                    name: String::new(),
+                    version: String::new(),
+                    stage: Stage::Waiting,
+                    release: None,
+                    slot: None,
+                    rebooted: false,
+                    said: None,
+                    attempts: 0,
+                    retry_at: None,
+                }
+            }
+        };
+        action.href = href.to_string();
+        let base: DeploymentBase = self.client.get(href)?;
+        let fb = feedback_href(href);
+        let (artifact, url) = match plan::bundle_artifact(&base.deployment) {
+            Ok((chunk, artifact, url)) => {
+                action.name = chunk.name.clone();
+                action.version = chunk.version.clone();
+                (artifact.clone(), url.to_string())
+            }
+            Err(why) => {
+                self.report(
+                    &fb,
+                    ActionFeedback::new(Execution::Closed, Finished::Failure, vec![why]),
+                )?;
+                self.action.clear()?;
+                return Ok(Next::Sleep(self.interval));
+            }
+        };
+        if let Decision::Wait(why) = plan::decide(&base.deployment) {
+            return self.wait(action, Execution::Scheduled, why);
+        }
+        if action.retry_at.is_some_and(|at| unix_secs() < at) {
+            // A hook asked to wait; the device would refuse before then anyway.
+            return Ok(Next::Sleep(self.interval));
+        }
+        self.install(action, &fb, &artifact, &url)
+    }
+
+    /// Another action replaces the one in hand.
+    fn supersede(&mut self, old: Action, new_id: &str) -> Result<(), FleetError> {
+        info!(action = %old.id, "superseded by action {new_id}");
+        if old.stage != Stage::Waiting {
+            let detail = format!(
+                "superseded by action {new_id} before {} was settled",
+                old.describe()
+            );
+            self.report(
+                &feedback_href(&old.href),
+                ActionFeedback::new(Execution::Closed, Finished::Failure, vec![detail]),
+            )?;
+        }
+        self.action.clear()
+    }
+
+    /// Not now: say why once (again only when the reason changes), keep the action.
+    fn wait(
+        &mut self,
+        mut action: Action,
+        execution: Execution,
+        why: String,
+    ) -> Result<Next, FleetError> {
+        if action.said.as_deref() != Some(why.as_str()) {
+            self.report(
+                &feedback_href(&action.href),
+                ActionFeedback::new(execution, Finished::None, vec![why.clone()]),
+            )?;
+            action.said = Some(why);
+        }
+        self.action.save(&action)?;
+        Ok(Next::Sleep(self.interval))
+    }
+
+    fn install(
+        &mut self,
+        mut action: Action,
+        fb: &str,
+        artifact: &airlock_ddi::Artifact,
+        url: &str,
+    ) -> Result<Next, FleetError> {
+        // Opened first: another airlock process at work is a reason to wait, not to report.
+        let mut device = Device::open(self.config.clone())?;
+        let what = action.describe();
+        action.stage = Stage::Installing;
+        action.said = None;
+        action.retry_at = None;
+        self.action.save(&action)?;
+        self.report(
+            fb,
+            ActionFeedback::new(
+                Execution::Proceeding,
+                Finished::None,
+                vec![format!(
+                    "downloading and installing {what} from {} ({} bytes); the device verifies its signature",
+                    artifact.filename, artifact.size
+                )],
+            ),
+        )?;
+        let extras = self.client.extras_for(url);
+        let client = &self.client;
+        // Progress goes straight out, best effort; behind undelivered feedback it would arrive
+        // out of order, so then it is left out.
+        let mut progress_ok = self.outbox.entries().is_empty();
+        let mut throttle = Throttle::default();
+        let result = device.install_with(url, &extras, &mut |p| {
+            let Some(percent) = throttle.next(p.done, p.total).filter(|_| progress_ok) else {
+                return;
+            };
+            let mut f = ActionFeedback::new(
+                Execution::Proceeding,
+                Finished::None,
+                vec![format!("installing {what}: {percent}%")],
+            );
+            f.timestamp = Some(unix_millis());
+            f.status.result.progress = Some(FeedbackProgress {
+                cnt: percent,
+                of: 100,
+            });
+            if let Err(e) = client.post_feedback(fb, &f) {
+                debug!("progress not delivered: {e}");
+                progress_ok = false;
+            }
+        });
+        match result {
+            Ok(r) if r.committed => {
+                drop(device);
+                let detail = format!(
+                    "installed and committed {} {} (no reboot needed)",
+                    r.bundle, r.version
+                );
+                self.report(
+                    fb,
+                    ActionFeedback::new(Execution::Closed, Finished::Success, vec![detail]),
+                )?;
+                self.action.clear()?;
+                Ok(Next::Sleep(Duration::ZERO))
+            }
+            Ok(r) => {
+                drop(device);
+                action.stage = Stage::Installed;
+                action.release = Some(Release {
+                    bundle: r.bundle,
+                    version: r.version,
+                });
+                action.slot = r.slot;
+                action.attempts = 0;
+                self.action.save(&action)?;
+                let slot = r
+                    .slot
+                    .map_or("the inactive slots".into(), |s| format!("slot {s}"));
+                let detail = format!(
+                    "installed {} in {slot}; rebooting to try it",
+                    action.describe()
+                );
+                self.report(
+                    fb,
+                    ActionFeedback::new(Execution::Proceeding, Finished::None, vec![detail]),
+                )?;
+                self.reboot_into_trial(action)
+            }
+            Err(InstallError::RetryLater {
+                plugin,
+                stage,
+                seconds,
+                at,
+            }) => {
+                // Only what the journal says was started stays "installing".
+                if device.state().update.is_none() {
+                    action.stage = Stage::Waiting;
+                }
+                drop(device);
+                action.retry_at = Some(unix_secs() + seconds);
+                let why =
+                    format!("hook {plugin} asked to wait at {stage}; trying again after {at}");
+                let execution = if action.stage == Stage::Waiting {
+                    Execution::Scheduled
+                } else {
+                    Execution::Proceeding
+                };
+                self.wait(action, execution, why)
+            }
+            Err(e) if e.is_transport() && action.attempts + 1 < MAX_ATTEMPTS => {
+                drop(device);
+                action.attempts += 1;
+                self.action.save(&action)?;
+                let detail = format!(
+                    "the download broke off: {e}; resuming on a later poll (attempt {} of {MAX_ATTEMPTS})",
+                    action.attempts
+                );
+                self.report(
+                    fb,
+                    ActionFeedback::new(Execution::Proceeding, Finished::None, vec![detail]),
+                )?;
+                Ok(Next::Sleep(self.retry_wait().max(MIN_SLEEP)))
+            }
+            Err(e) => {
+                let mut detail = e.to_string();
+                if e.is_transport() {
+                    detail = format!("gave up after {MAX_ATTEMPTS} broken-off downloads: {e}");
+                    // End the half-written update (ours only), so the slots are as before.
+                    if device
+                        .state()
+                        .update
+                        .as_ref()
+                        .is_some_and(|u| u.source == url)
+                        && let Err(e) = device.rollback(&detail)
+                    {
+                        warn!("cannot clean up the broken-off install: {e}");
+                    }
+                }
+                drop(device);
+                self.report(
+                    fb,
+                    ActionFeedback::new(Execution::Closed, Finished::Failure, vec![detail]),
+                )?;
+                self.action.clear()?;
+                Ok(Next::Sleep(Duration::ZERO))
+            }
+        }
+    }
+
+    /// Runs the `reboot-enter` hooks, then reboots into the trial slot.
+    fn reboot_into_trial(&mut self, mut action: Action) -> Result<Next, FleetError> {
+        let mut device = Device::open(self.config.clone())?;
+        match device.before_reboot() {
+            Ok(()) => {}
+            Err(InstallError::RetryLater {
+                plugin, stage, at, ..
+            }) => {
+                drop(device);
+                let why = format!("hook {plugin} asked to wait at {stage}; rebooting after {at}");
+                return self.wait(action, Execution::Proceeding, why);
+            }
+            Err(e @ InstallError::HookAborted { .. }) => {
+                // The engine ended the update; the next settle reports how.
+                info!(action = %action.id, "{e}");
+                return Ok(Next::Sleep(Duration::ZERO));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        drop(device);
+        action.rebooted = true;
+        self.action.save(&action)?;
+        info!(action = %action.id, "rebooting to try {}", action.describe());
+        match (self.reboot)() {
+            Ok(AfterReboot::Continue) => Ok(Next::Sleep(Duration::ZERO)),
+            Ok(AfterReboot::Exit) => Ok(Next::Exit),
+            Err(e) => {
+                action.rebooted = false;
+                self.action.save(&action)?;
+                Err(FleetError::Reboot(e))
+            }
+        }
+    }
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn unix_secs() -> u64 {
+    unix_millis() / 1000
+}
