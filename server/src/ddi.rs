@@ -149,7 +149,7 @@ async fn authenticate(
         )));
     };
     let device = device.ok_or_else(|| ApiError::not_found(format!("device {controller_id}")))?;
-    store.touch_device(controller_id, now).await?;
+    store.touch_device(controller_id, now);
     match device.status {
         DeviceStatus::Accepted => Ok(device),
         DeviceStatus::Pending => Err(ApiError::Forbidden(format!(

@@ -84,13 +84,20 @@ pub async fn serve(
                 if let Err(e) = crate::campaign::step_all(&store, crate::now_ms()).await {
                     tracing::warn!("campaign step: {e}");
                 }
+                if let Err(e) = store.flush_seen().await {
+                    tracing::warn!("writing last-seen times: {e}");
+                }
             }
         })
     };
+    let store = state.store.clone();
     let result = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;
     ticker.abort();
+    if let Err(e) = store.flush_seen().await {
+        tracing::warn!("writing last-seen times: {e}");
+    }
     result
 }
 

@@ -154,6 +154,21 @@ fn serve_and_manage_from_the_command_line() {
     assert!(ok, "{err}");
     assert!(out.contains("running"), "{out}");
     assert!(out.contains("PHASE") && out.contains("SUCCEEDED"), "{out}");
+    // Bad campaign options: the operator is told what is wrong, and nothing is created.
+    for (flag, value, says) in [
+        ("--maintenance-window", "02:00", "START+DURATION"),
+        ("--maintenance-window", "25:00+01:00", "not HH:MM"),
+        ("--update", "sometimes", "unknown variant"),
+    ] {
+        let (ok, _, err) = cli(
+            &server,
+            dir.path(),
+            &[
+                "campaign", "create", "--name", "bad", "--bundle", "1", "--group", "g", flag, value,
+            ],
+        );
+        assert!(!ok && err.contains(says), "{flag} {value}: {err}");
+    }
     let (ok, out, _) = cli(&server, dir.path(), &["campaign", "pause", "1"]);
     assert!(ok && out.contains("paused"), "{out}");
     let (ok, _, err) = cli(&server, dir.path(), &["campaign", "pause", "1"]);

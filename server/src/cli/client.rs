@@ -444,15 +444,24 @@ async fn campaign(c: &Client, cmd: CampaignCommand) -> Result<()> {
             phases,
             success_threshold,
             error_threshold,
+            maintenance_window,
+            download,
+            update,
             json,
         } => {
-            let v = c
-                .post(
-                    "/campaigns",
-                    json!({"name": name, "bundle": bundle, "group": group, "phases": phases,
-                           "successThreshold": success_threshold, "errorThreshold": error_threshold}),
-                )
-                .await?;
+            let mut body = json!({"name": name, "bundle": bundle, "group": group, "phases": phases,
+                "successThreshold": success_threshold, "errorThreshold": error_threshold,
+                "download": download, "update": update});
+            if let Some(w) = maintenance_window {
+                let Some((start, duration)) = w.split_once('+') else {
+                    bail!(
+                        "--maintenance-window {w:?} is not START+DURATION, e.g. 02:00+03:00 (UTC)"
+                    );
+                };
+                body["maintenanceWindow"] =
+                    json!({"start": start, "duration": duration, "timezone": "UTC"});
+            }
+            let v = c.post("/campaigns", body).await?;
             if json {
                 return pretty(&v);
             }

@@ -164,6 +164,16 @@ pub enum CampaignCommand {
         /// Percent of a phase's devices failed above which the campaign pauses.
         #[arg(long, default_value_t = 0)]
         error_threshold: i64,
+        /// Devices install only inside this daily window, `HH:MM+HH:MM` (start+duration, UTC),
+        /// e.g. 02:00+03:00; outside it they are told to wait.
+        #[arg(long)]
+        maintenance_window: Option<String>,
+        /// How devices treat the download: forced, attempt or skip.
+        #[arg(long, default_value = "forced")]
+        download: String,
+        /// How devices treat the install: forced, attempt or skip (download only).
+        #[arg(long, default_value = "forced")]
+        update: String,
         #[arg(long)]
         json: bool,
     },

@@ -102,7 +102,17 @@ impl Store {
         .bind(controller_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(device).transpose()
+        row.as_ref()
+            .map(|r| device(r).map(|d| self.with_seen(d)))
+            .transpose()
+    }
+
+    /// The device with the last-seen time of a poll not yet written.
+    fn with_seen(&self, mut d: Device) -> Device {
+        if let Some(t) = self.seen.pending(&d.controller_id) {
+            d.last_seen_ms = Some(d.last_seen_ms.map_or(t, |old| old.max(t)));
+        }
+        d
     }
 
     /// All devices, ordered by controller id.
@@ -112,7 +122,9 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(device).collect()
+        rows.iter()
+            .map(|r| device(r).map(|d| self.with_seen(d)))
+            .collect()
     }
 
     /// Sets the admission status; false when the device does not exist.
@@ -147,13 +159,9 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn touch_device(&self, id: &str, now: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE devices SET last_seen_ms = $1 WHERE controller_id = $2")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Records a poll; written with the next [`Store::flush_seen`].
+    pub fn touch_device(&self, id: &str, now: i64) {
+        self.seen.record(id, now);
     }
 
     /// Asks the device for its attributes at its next poll.

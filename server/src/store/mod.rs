@@ -9,6 +9,7 @@ mod bundles;
 mod campaigns;
 mod devices;
 mod groups;
+mod seen;
 
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
@@ -39,6 +40,7 @@ pub enum Backend {
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub backend: Backend,
+    seen: std::sync::Arc<seen::SeenBuffer>,
 }
 
 impl Store {
@@ -58,9 +60,28 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: one sync per commit instead of several, and readers never wait
+                        // for the writer. It cannot be switched inside a transaction.
+                        sqlx::query("PRAGMA journal_mode=WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout=5000")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            seen: Default::default(),
+        };
         store.create_schema().await?;
         Ok(store)
     }
@@ -76,11 +97,6 @@ impl Store {
             sqlx::query("SELECT pg_advisory_xact_lock(7243901)")
                 .execute(&mut *tx)
                 .await?;
-        } else {
-            sqlx::query("PRAGMA journal_mode=WAL")
-                .execute(&mut *tx)
-                .await
-                .ok();
         }
         for ddl in SCHEMA {
             sqlx::query(&ddl.replace("{ID}", id))
