@@ -292,6 +292,11 @@ fn campaign_pauses_on_failed_health_checks_and_completes_after_resume() {
         let c = show();
         (c["state"] == "paused").then_some(c)
     });
+    let reason = paused["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("phase 2, above the error threshold of 20%"),
+        "the campaign says why it paused: {paused}"
+    );
     // Phase 3 has not started: none of its devices got an action.
     for id in &third {
         let d = fleet.device(id);
@@ -422,4 +427,194 @@ fn campaign_pauses_on_failed_health_checks_and_completes_after_resume() {
         seen.insert(id.clone(), expect_version);
     }
     assert_eq!(seen.len(), DEVICES);
+}
+
+/// Runs openssl with `args` in `dir`; panics with its output on failure.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}:\n{}",
+        output_text(&out)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, in `dir`.
+fn make_pki(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=Airlock test CA"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(dir, &ca);
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, cn) in [("server", "127.0.0.1"), ("client", "dev-tls")] {
+        let subj = format!("/CN={cn}");
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let mut req = vec!["req", "-subj", &subj];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr]);
+        openssl(dir, &req);
+        let (pem, ext) = (format!("{name}.pem"), format!("{name}.ext"));
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+                "-out",
+                &pem,
+            ],
+        );
+    }
+}
+
+/// The daemon reaches a server that demands a client certificate (openssl's TLS server, which
+/// answers every request with a status page) only when `[fleet]` names its certificate: with
+/// it, TLS succeeds and the daemon refuses the answer as not DDI; without it, the handshake is
+/// refused. The server's CA comes from `[fleet] ca_file`.
+#[test]
+fn daemon_presents_its_client_certificate_for_mutual_tls() {
+    let ws = Workspace::new();
+    let pki = ws.path("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    make_pki(&pki);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _tls = Running(
+        Command::new("openssl")
+            .args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
+            .args([
+                "-cert",
+                "server.pem",
+                "-key",
+                "server.key",
+                "-CAfile",
+                "ca.pem",
+            ])
+            .args(["-Verify", "1", "-verify_return_error", "-www", "-quiet"])
+            .current_dir(&pki)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server starts"),
+    );
+    wait_for("openssl s_server to listen", 20, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+
+    let dev = ws.device("dev-tls", "1MiB");
+    std::fs::write(dev.dir.join("fleet-token"), "token").unwrap();
+    let fleet = |identity: &str| {
+        format!(
+            "[fleet]\nserver = \"https://127.0.0.1:{port}\"\ncontroller_id = \"dev-tls\"\ntoken_file = \"fleet-token\"\nca_file = {}\n{identity}",
+            toml_path(&pki.join("ca.pem"))
+        )
+    };
+    let config = std::fs::read_to_string(dev.config_path()).unwrap();
+
+    let identity = format!(
+        "client_certificate = {}\nclient_key = {}\n",
+        toml_path(&pki.join("client.pem")),
+        toml_path(&pki.join("client.key"))
+    );
+    std::fs::write(dev.config_path(), format!("{config}\n{}", fleet(&identity))).unwrap();
+    let with_cert = output_text(&dev.output(&["daemon", "--once"]));
+    assert!(
+        with_cert.contains("answered with a body that is not the DDI message expected"),
+        "with its certificate the daemon gets past TLS to the (non-DDI) answer:\n{with_cert}"
+    );
+
+    std::fs::write(dev.config_path(), format!("{config}\n{}", fleet(""))).unwrap();
+    let out = dev.output(&["daemon", "--once"]);
+    let without = expect_clean_failure(&out, "a poll without a client certificate");
+    assert!(
+        without.contains("CertificateRequired") && !without.contains("not the DDI message"),
+        "without a certificate the server refuses the handshake:\n{without}"
+    );
+}
+
+/// A power cut in the middle of a download the server handed out: the boot after it leaves the
+/// download to the daemon (only the daemon holds the token the server wants), and the daemon's
+/// next poll resumes it, installs, reboots into it and reports success: no spurious failure.
+#[test]
+fn power_cut_mid_download_is_resumed_by_the_daemon() {
+    let ws = Workspace::new();
+    let fleet = Fleet::start(&ws);
+    let dev = ws.device("dev-cut", "8MiB");
+    std::fs::write(dev.dir.join("fleet-token"), "token-of-dev-cut").unwrap();
+    dev.append_config(&format!(
+        "[fleet]\nserver = \"{}\"\ncontroller_id = \"dev-cut\"\ntoken_file = \"fleet-token\"\n",
+        fleet.url
+    ));
+    fleet.cli(&["device", "add", "dev-cut", "--token", "token-of-dev-cut"]);
+    fleet.cli(&["group", "create", "one", "--device", "dev-cut"]);
+    ws.file("rootfs.img", &random_bytes(4 << 20, 11));
+    let bundle = ws.bundle(
+        "os-3.0.0.airlock",
+        "3.0.0",
+        "test-device",
+        &[("rootfs", "rootfs.img", "rootfs")],
+        "",
+    );
+    let uploaded = fleet.json(&["bundle", "upload", bundle.to_str().unwrap()]);
+    let bundle_id = uploaded["id"].to_string();
+    fleet.cli(&[
+        "campaign", "create", "--name", "cut", "--bundle", &bundle_id, "--group", "one",
+    ]);
+
+    // The power fails with half the payload written.
+    let out = dev
+        .cmd(&["daemon", "--once"])
+        .env("AIRLOCK_KILL_AT", "payload-half-written")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the daemon was killed:\n{}",
+        output_text(&out)
+    );
+    let boot = dev.reboot(false);
+    assert!(
+        boot.contains("is resumed by airlock daemon"),
+        "the boot leaves the download to the daemon:\n{boot}"
+    );
+    assert_eq!(dev.status()["update"]["phase"], "fetching");
+
+    // The daemon's next polls finish the job: install, reboot, commit, report.
+    for _ in 0..3 {
+        dev.ok(&["daemon", "--once"]);
+    }
+    assert_eq!(dev.status()["committed"]["version"], "3.0.0");
+    let history = fleet.json(&["device", "history", "dev-cut"]);
+    assert_eq!(history[0]["status"], "succeeded", "{history}");
+    assert!(
+        !history.to_string().contains("closed failure"),
+        "no failure was reported on the way: {history}"
+    );
 }
