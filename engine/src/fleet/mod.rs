@@ -23,6 +23,7 @@ mod action;
 pub mod attributes;
 mod client;
 mod daemon;
+mod deploy;
 pub mod outbox;
 pub mod plan;
 pub mod reconcile;
