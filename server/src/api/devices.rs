@@ -3,12 +3,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Admin, generate_token, hash_token};
-use crate::error::{ApiError, ApiResult, JsonBody};
+use crate::error::{ApiError, ApiResult, JsonBody, QueryParams};
 use crate::now_ms;
 use crate::server::AppState;
 use crate::store::{Action, Device, DeviceStatus, LogLine, Store, StoreResult};
@@ -90,7 +90,7 @@ pub struct ListQuery {
 pub async fn list(
     _: Admin,
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> ApiResult<Json<Vec<DeviceView>>> {
     let mut devices = state.store.devices().await?;
     if let Some(s) = &q.status {
