@@ -96,6 +96,10 @@ async fn auth_and_bad_input(b: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // An unknown query parameter: 400 in the same JSON shape, naming it.
+    let (status, v) = s.api(Method::GET, "/devices?colour=red", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(v["message"].as_str().unwrap().contains("colour"), "{v}");
     // Huge JSON body: 413.
     let (status, _) = s
         .api(
