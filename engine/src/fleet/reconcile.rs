@@ -134,6 +134,7 @@ mod tests {
             installers: Vec::new(),
             ending: None,
             download: None,
+            credentials: false,
         }
     }
 

@@ -332,6 +332,7 @@ impl Device {
             installers,
             ending: None,
             download: None,
+            credentials: !extras.headers.is_empty() || extras.identity.is_some(),
         };
         // The record of the target slot goes in the same write that starts the update: from now
         // on it holds whatever the update has written so far, and the journal says so.
@@ -533,9 +534,9 @@ impl Device {
             return Ok(report);
         }
         match u.phase {
-            // The fleet server hands out downloads that need the daemon's token: the daemon
-            // resumes them on its next poll, where the boot flow would only be refused.
-            Phase::Fetching if self.config.fleet.is_some() && source::is_http(&u.source) => {
+            // A fleet server's download needs the daemon's token: the daemon resumes it on its
+            // next poll, where the boot flow would only be refused.
+            Phase::Fetching if u.credentials => {
                 report.actions.push(format!(
                     "the interrupted download of {} is resumed by airlock daemon",
                     describe(&u.release)

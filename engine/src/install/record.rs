@@ -124,6 +124,10 @@ pub struct Update {
     /// Set once every payload is written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download: Option<DownloadStats>,
+    /// The source asked for credentials (a fleet server's token, a client certificate) that
+    /// only the process that started the install holds: `airlock boot` leaves it to that one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub credentials: bool,
 }
 
 /// An end decided for the update but not yet carried out.
