@@ -201,11 +201,19 @@ pub async fn run(server: &str, token_file: &Path, command: Command) -> Result<()
                         s(&d["check"]),
                         s(&d["lastResult"]),
                         s(&d["failures"]),
+                        time(&d["lastSeenMs"]),
                     ]
                 })
                 .collect();
             table::print(
-                &["DEVICE", "HEALTH", "CHECK", "LAST RESULT", "FAILURES"],
+                &[
+                    "DEVICE",
+                    "HEALTH",
+                    "CHECK",
+                    "LAST RESULT",
+                    "FAILURES",
+                    "LAST SEEN",
+                ],
                 &rows,
             );
         }
