@@ -100,15 +100,41 @@ async fn auth_and_bad_input(b: Backend) {
     let (status, v) = s.api(Method::GET, "/devices?colour=red", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(v["message"].as_str().unwrap().contains("colour"), "{v}");
-    // Huge JSON body: 413.
-    let (status, _) = s
-        .api(
-            Method::POST,
-            "/groups",
-            Some(json!({"name": "g", "devices": vec!["x".repeat(100); 20_000]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Huge JSON body: 413, and the connection (the rest of the body is still on it) is closed
+    // with `Connection: close`, so the client's next request goes on a new one.
+    let huge = json!({"name": "g", "devices": vec!["x".repeat(100); 20_000]});
+    let r = s
+        .http
+        .post(format!("{}/api/v1/groups", s.url))
+        .bearer_auth(common::ADMIN)
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.headers()["connection"], "close");
+    // The same for a body refused before it is read (wrong token); a refused request without a
+    // body keeps its connection.
+    let r = s
+        .http
+        .post(format!("{}/api/v1/groups", s.url))
+        .bearer_auth("nope")
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["connection"], "close");
+    let (status, _) = s.api(Method::GET, "/groups/none", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let r = s
+        .http
+        .get(format!("{}/api/v1/groups/none", s.url))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("connection").is_none());
     // Unknown ids: 404.
     for path in [
         "/devices/nobody",

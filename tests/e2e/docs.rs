@@ -333,6 +333,7 @@ fn run_document(doc: &str, commands: &[DocCommand]) -> DocRun {
             .env("PATH", path)
             .env("AIRLOCK_REPO", repo())
             .env("DEMO_DIR", dir.join("demo"))
+            .env("AIRLOCK_BIN_DIR", bin_dir())
             .env("XDG_CACHE_HOME", dir.join(".cache"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

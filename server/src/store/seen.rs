@@ -29,44 +29,74 @@ impl SeenBuffer {
         self.lock().get(id).copied()
     }
 
-    fn take(&self) -> HashMap<String, i64> {
-        std::mem::take(&mut *self.lock())
+    /// What is gathered now, left in place: reads keep seeing it until it is written.
+    fn snapshot(&self) -> HashMap<String, i64> {
+        self.lock().clone()
     }
 
-    fn put_back(&self, entries: HashMap<String, i64>) {
-        for (id, t) in entries {
-            self.record(&id, t);
+    /// Drops the entries `written` holds, unless a newer poll has replaced them since.
+    fn forget_written(&self, written: &HashMap<String, i64>) {
+        let mut map = self.lock();
+        for (id, t) in written {
+            if map.get(id) == Some(t) {
+                map.remove(id);
+            }
         }
     }
 }
 
 impl Store {
     /// Writes the gathered last-seen times in one transaction; on failure they are kept for
-    /// the next try.
+    /// the next try. They stay in memory until the transaction commits, so a read meanwhile
+    /// never sees a device as less recently seen than it was.
     pub async fn flush_seen(&self) -> StoreResult<()> {
-        let entries = self.seen.take();
+        let entries = self.seen.snapshot();
         if entries.is_empty() {
             return Ok(());
         }
-        let result = async {
-            let mut tx = self.pool.begin().await?;
-            for (id, t) in &entries {
-                sqlx::query(
-                    "UPDATE devices SET last_seen_ms = $1
-                     WHERE controller_id = $2 AND (last_seen_ms IS NULL OR last_seen_ms < $1)",
-                )
-                .bind(*t)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await
+        // An error drops the transaction (rolled back) and leaves the entries for the next try.
+        let mut tx = self.pool.begin().await?;
+        for (id, t) in &entries {
+            sqlx::query(
+                "UPDATE devices SET last_seen_ms = $1
+                 WHERE controller_id = $2 AND (last_seen_ms IS NULL OR last_seen_ms < $1)",
+            )
+            .bind(*t)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
         }
-        .await;
-        if let Err(e) = result {
-            self.seen.put_back(entries);
-            return Err(e.into());
-        }
+        tx.commit().await?;
+        self.seen.forget_written(&entries);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeenBuffer;
+
+    #[test]
+    fn a_poll_during_a_flush_is_kept_for_the_next_one() {
+        let seen = SeenBuffer::default();
+        seen.record("a", 10);
+        seen.record("b", 10);
+        let written = seen.snapshot();
+        // Visible while it is being written.
+        assert_eq!(seen.pending("a"), Some(10));
+        seen.record("b", 20);
+        seen.record("c", 5);
+        seen.forget_written(&written);
+        assert_eq!(seen.pending("a"), None);
+        assert_eq!(seen.pending("b"), Some(20));
+        assert_eq!(seen.pending("c"), Some(5));
+    }
+
+    #[test]
+    fn an_older_time_does_not_replace_a_newer_one() {
+        let seen = SeenBuffer::default();
+        seen.record("a", 20);
+        seen.record("a", 10);
+        assert_eq!(seen.pending("a"), Some(20));
     }
 }

@@ -72,6 +72,26 @@ async fn postgres_database() -> (String, (String, String)) {
     (url, (base, name))
 }
 
+/// Drops a test database. The server's connections are closed by now; an autovacuum worker may
+/// still be in it for a moment, and `WITH (FORCE)` may not end a process of another role, so a
+/// refusal is retried for a few seconds.
+async fn drop_database(conn: &mut sqlx::AnyConnection, name: &str) -> Result<(), sqlx::Error> {
+    let mut tries = 0;
+    loop {
+        match conn
+            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(_) if tries < 50 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Drops databases left by test processes that died before cleaning up (their pid is gone).
 async fn drop_stale_databases(conn: &mut sqlx::AnyConnection) {
     use sqlx::Row;
@@ -94,9 +114,7 @@ async fn drop_stale_databases(conn: &mut sqlx::AnyConnection) {
             && parts[..2] == ["airlock", "t"]
             && !Path::new(&format!("/proc/{pid}")).exists()
         {
-            conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                .await
-                .ok();
+            drop_database(conn, &name).await.ok();
         }
     }
 }
@@ -174,9 +192,9 @@ impl TestServer {
             let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
                 .await
                 .unwrap();
-            conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                .await
-                .unwrap();
+            if let Err(e) = drop_database(&mut conn, &name).await {
+                panic!("dropping the test database {name}: {e}");
+            }
         }
     }
 
