@@ -90,6 +90,25 @@ fn serve_and_manage_from_the_command_line() {
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v[0]["controllerId"], "cli-1");
+    // Into a closed pipe (`airlock-server device list | head -0`): ended by SIGPIPE like any
+    // Unix tool, without a panic.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["--server", &server.url, "--token-file"])
+        .arg(&token_file)
+        .args(["device", "list"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(libc::SIGPIPE),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
     // Errors: the server's message, non-zero exit.
     let (ok, _, err) = cli(&server, dir.path(), &["device", "show", "ghost"]);
     assert!(!ok);

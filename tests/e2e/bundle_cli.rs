@@ -42,6 +42,24 @@ fn create_inspect_sign_verify_extract() {
     assert_eq!(json["manifest"]["payloads"][0]["size"], 3 << 20);
     assert_eq!(json["signed_by"].as_array().unwrap().len(), 1);
 
+    // Into a closed pipe (`airlock bundle inspect … | head -0`): ended by SIGPIPE like any Unix
+    // tool, without a panic.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = airlock()
+        .args(["bundle", "inspect", s(&bundle)])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(libc::SIGPIPE),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
     let verify = ok(&["bundle", "verify", s(&bundle), "--key", s(&ws.public_key())]);
     assert!(verify.starts_with("OK:"), "{verify}");
 

@@ -82,6 +82,11 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    // The daemon runs under systemd, which ignores SIGPIPE for it: a restarted journal must not
+    // end it. Every other command ends quietly when its reader goes away.
+    if !matches!(cli.command, Command::Daemon { .. }) {
+        end_quietly_on_closed_stdout();
+    }
     let result = match cli.command {
         Command::Key(cmd) => key::run(cmd),
         Command::Bundle(cmd) => bundle::run(cmd),
@@ -107,6 +112,17 @@ pub fn main() -> ExitCode {
             eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Printing into a closed pipe (`airlock bundle inspect … | head -1`) ends the process with
+/// SIGPIPE, as for any Unix tool, instead of a panic in `println!` (Rust ignores SIGPIPE by
+/// default). Safe for the engine: its sockets are written with MSG_NOSIGNAL and it writes into no
+/// child's pipe.
+pub fn end_quietly_on_closed_stdout() {
+    // SAFETY: sets a signal's disposition to the default; no handler runs in this process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

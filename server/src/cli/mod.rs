@@ -197,6 +197,13 @@ pub enum CampaignCommand {
     },
 }
 
+impl Cli {
+    /// Whether this runs the server (as opposed to one of the REST client's commands).
+    pub fn is_serve(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
+}
+
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
