@@ -394,12 +394,35 @@ async fn campaign_phases(b: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let c = s
-        .post(
-            "/campaigns",
-            json!({"name": "roll", "bundle": bundle, "group": "fleet", "phases": [10, 50, 100]}),
-        )
-        .await;
+    // A device reporting a type the bundle is not for: refused, naming it. Devices of the right
+    // type, or that have not reported one yet, take part.
+    let report_type = async |id: &str, device_type: &str| {
+        let data = json!({"mode": "merge", "data": {"airlock.device_type": device_type}});
+        let (status, _) = s
+            .ddi(
+                Method::PUT,
+                id,
+                "/configData",
+                &format!("t-{id}"),
+                Some(data),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    };
+    report_type("d00", "test-board").await;
+    report_type("d03", "other-board").await;
+    let roll = json!({"name": "roll", "bundle": bundle, "group": "fleet", "phases": [10, 50, 100]});
+    let (status, v) = s.api(Method::POST, "/campaigns", Some(roll.clone())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains("d03 (other-board)")
+            && !message.contains("d00")
+            && message.contains("airlock.device_type=test-board"),
+        "{message}"
+    );
+    report_type("d03", "test-board").await;
+    let c = s.post("/campaigns", roll).await;
     let id = c["id"].as_i64().unwrap();
     let url = format!("/campaigns/{id}");
     assert_eq!(c["state"], "running");

@@ -11,7 +11,7 @@ use crate::campaign::{self, PhaseProgress, Transition};
 use crate::error::{ApiError, ApiResult, JsonBody};
 use crate::now_ms;
 use crate::server::AppState;
-use crate::store::{Campaign, CampaignDevice, DeviceStatus, NewCampaign};
+use crate::store::{Bundle, Campaign, CampaignDevice, DeviceStatus, NewCampaign};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -141,6 +141,29 @@ fn window(w: &Window) -> ApiResult<(i64, i64)> {
     Ok((start, duration))
 }
 
+/// The attribute a device reports its type in (`device_type` in its airlock.toml).
+const DEVICE_TYPE: &str = "airlock.device_type";
+
+/// Why a campaign is refused when some of its group's devices cannot install its bundle: each
+/// would download it only to refuse it, and count as a failure.
+fn incompatible_devices(bundle: &Bundle, group: &str, devices: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut list = devices[..devices.len().min(SHOWN)].join(", ");
+    if devices.len() > SHOWN {
+        list.push_str(&format!(" and {} more", devices.len() - SHOWN));
+    }
+    format!(
+        "bundle {} ({} {}) is for device type {}, but {} device(s) of group {group} report another: {list}; \
+         target a group of compatible devices, e.g. one with the filter airlock.device_type={}",
+        bundle.id,
+        bundle.name,
+        bundle.version,
+        bundle.compatible.join(", "),
+        devices.len(),
+        bundle.compatible.first().map_or("…", String::as_str),
+    )
+}
+
 pub async fn create(
     _: Admin,
     State(state): State<AppState>,
@@ -164,9 +187,11 @@ pub async fn create(
         }
         None => (None, None),
     };
-    if state.store.bundle(body.bundle).await?.is_none() {
-        return Err(ApiError::not_found(format!("bundle {}", body.bundle)));
-    }
+    let bundle = state
+        .store
+        .bundle(body.bundle)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("bundle {}", body.bundle)))?;
     let group = state
         .store
         .group(&body.group)
@@ -174,12 +199,26 @@ pub async fn create(
         .ok_or_else(|| ApiError::not_found(format!("group {}", body.group)))?;
     // Only admitted devices take part; the snapshot is taken now.
     let mut members = Vec::new();
+    let mut incompatible = Vec::new();
     for id in super::resolve_members(&state.store, &group).await? {
-        if let Some(d) = state.store.device(&id).await?
-            && d.status == DeviceStatus::Accepted
-        {
-            members.push(id);
+        let Some(d) = state.store.device(&id).await? else {
+            continue;
+        };
+        if d.status != DeviceStatus::Accepted {
+            continue;
         }
+        // A device that has not reported its type yet takes part: it checks the bundle itself.
+        match d.attributes.get(DEVICE_TYPE) {
+            Some(t) if !bundle.compatible.contains(t) => incompatible.push(format!("{id} ({t})")),
+            _ => members.push(id),
+        }
+    }
+    if !incompatible.is_empty() {
+        return Err(ApiError::Unprocessable(incompatible_devices(
+            &bundle,
+            &body.group,
+            &incompatible,
+        )));
     }
     if members.is_empty() {
         return Err(ApiError::Unprocessable(format!(
