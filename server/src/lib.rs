@@ -21,6 +21,7 @@ pub mod dashboard;
 pub mod ddi;
 pub mod error;
 pub mod filter;
+mod linger;
 pub mod server;
 pub mod store;
 pub mod verify;

@@ -6,11 +6,6 @@ use std::time::Duration;
 
 use airlock::trust::TrustPolicy;
 use axum::Router;
-use axum::extract::Request;
-use axum::http::HeaderValue;
-use axum::http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use axum::middleware::Next;
-use axum::response::Response;
 use tokio::net::TcpListener;
 
 use crate::store::Store;
@@ -70,28 +65,10 @@ pub fn router(state: AppState) -> Router {
         // For load balancers and monitoring: the process answers (no database, no token).
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .fallback(no_route)
-        .layer(axum::middleware::from_fn(close_after_refused_body))
+        .layer(axum::middleware::from_fn(
+            crate::linger::close_after_refused_body,
+        ))
         .with_state(state)
-}
-
-/// A request refused while its body may still be on the wire (401 before the body is read, 413 at
-/// the limit) leaves the connection unusable, and the server closes it. `Connection: close` says so
-/// in the answer; without it a client may send its next request into the closing connection and
-/// see it fail.
-async fn close_after_refused_body(req: Request, next: Next) -> Response {
-    let has_body = req.headers().contains_key(TRANSFER_ENCODING)
-        || req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .is_some_and(|len| len.as_bytes() != b"0");
-    let mut response = next.run(req).await;
-    let refused = response.status().is_client_error() || response.status().is_server_error();
-    if has_body && refused {
-        response
-            .headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
 }
 
 /// Serves until `shutdown` resolves, stepping running campaigns in the background.
