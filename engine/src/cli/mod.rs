@@ -119,7 +119,7 @@ pub fn main() -> ExitCode {
 /// SIGPIPE, as for any Unix tool, instead of a panic in `println!` (Rust ignores SIGPIPE by
 /// default). Safe for the engine: its sockets are written with MSG_NOSIGNAL and it writes into no
 /// child's pipe.
-pub fn end_quietly_on_closed_stdout() {
+fn end_quietly_on_closed_stdout() {
     // SAFETY: sets a signal's disposition to the default; no handler runs in this process.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);

@@ -152,8 +152,12 @@ fn incompatible_devices(bundle: &Bundle, group: &str, devices: &[String]) -> Str
     if devices.len() > SHOWN {
         list.push_str(&format!(" and {} more", devices.len() - SHOWN));
     }
+    let types = match bundle.compatible.len() {
+        1 => "device type",
+        _ => "device types",
+    };
     format!(
-        "bundle {} ({} {}) is for device type {}, but {} device(s) of group {group} report another: {list}; \
+        "bundle {} ({} {}) is for {types} {}, but {} device(s) of group {group} report another: {list}; \
          target a group of compatible devices, e.g. one with the filter airlock.device_type={}",
         bundle.id,
         bundle.name,
