@@ -103,26 +103,21 @@ async fn auth_and_bad_input(b: Backend) {
     // Huge JSON body: 413, and the connection (the rest of the body is still on it) is closed
     // with `Connection: close`, so the client's next request goes on a new one.
     let huge = json!({"name": "g", "devices": vec!["x".repeat(100); 20_000]});
-    let r = s
-        .http
-        .post(format!("{}/api/v1/groups", s.url))
-        .bearer_auth(common::ADMIN)
-        .json(&huge)
-        .send()
-        .await
-        .unwrap();
+    let post_huge = async |token: &str| {
+        s.http
+            .post(format!("{}/api/v1/groups", s.url))
+            .bearer_auth(token)
+            .json(&huge)
+            .send()
+            .await
+            .unwrap()
+    };
+    let r = post_huge(common::ADMIN).await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.headers()["connection"], "close");
     // The same for a body refused before it is read (wrong token); a refused request without a
     // body keeps its connection.
-    let r = s
-        .http
-        .post(format!("{}/api/v1/groups", s.url))
-        .bearer_auth("nope")
-        .json(&huge)
-        .send()
-        .await
-        .unwrap();
+    let r = post_huge("nope").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()["connection"], "close");
     let (status, _) = s.api(Method::GET, "/groups/none", None).await;

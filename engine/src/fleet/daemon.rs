@@ -202,6 +202,20 @@ impl Daemon {
     }
 
     /// Queues feedback durably, then tries to deliver it (and anything before it) now.
+    /// Reports the action's final result and forgets it.
+    pub(super) fn close_action(
+        &mut self,
+        href: &str,
+        finished: Finished,
+        detail: String,
+    ) -> Result<(), FleetError> {
+        self.report(
+            href,
+            ActionFeedback::new(Execution::Closed, finished, vec![detail]),
+        )?;
+        self.action.clear()
+    }
+
     pub(super) fn report(
         &mut self,
         href: &str,

@@ -62,11 +62,7 @@ impl Daemon {
                 (artifact.clone(), url.to_string())
             }
             Err(why) => {
-                self.report(
-                    &fb,
-                    ActionFeedback::new(Execution::Closed, Finished::Failure, vec![why]),
-                )?;
-                self.action.clear()?;
+                self.close_action(&fb, Finished::Failure, why)?;
                 return Ok(Next::Sleep(self.interval));
             }
         };
@@ -171,11 +167,7 @@ impl Daemon {
                     "installed and committed {} {} (no reboot needed)",
                     r.bundle, r.version
                 );
-                self.report(
-                    fb,
-                    ActionFeedback::new(Execution::Closed, Finished::Success, vec![detail]),
-                )?;
-                self.action.clear()?;
+                self.close_action(fb, Finished::Success, detail)?;
                 Ok(Next::Sleep(Duration::ZERO))
             }
             Ok(r) => {
@@ -252,11 +244,7 @@ impl Daemon {
                     }
                 }
                 drop(device);
-                self.report(
-                    fb,
-                    ActionFeedback::new(Execution::Closed, Finished::Failure, vec![detail]),
-                )?;
-                self.action.clear()?;
+                self.close_action(fb, Finished::Failure, detail)?;
                 Ok(Next::Sleep(Duration::ZERO))
             }
         }
