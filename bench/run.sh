@@ -7,6 +7,8 @@
 #   bench/run.sh delta      delta installs of three ext4 image pairs vs xdelta3, bsdiff and
 #                           zstd --patch-from (bench/delta.sh)
 #   bench/run.sh plugin     a trivial check plugin: first call, cached load, warm call, vs /bin/sh
+#   bench/run.sh device     the device build's stripped size (scripts/build-device) beside the
+#                           full build's and the peer updaters' installed from Debian
 #   bench/run.sh fleet      the fleet server: device polls per second with SQLite, memory at 10,000
 #                           devices (bench/fleet.sh)
 #   bench/run.sh plugin-langs  a check and a hook in Rust, Python, JavaScript and C: size, first
@@ -19,7 +21,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 out=${BENCH_DIR:-$root/bench/out}
 mkdir -p "$out"
-sections=${*:-bundle install delta plugin plugin-langs fleet}
+sections=${*:-bundle install delta plugin plugin-langs device fleet}
 
 echo "building airlock (release)…" >&2
 cargo build --release -q -p airlock -p airlock-testkit
@@ -110,6 +112,21 @@ fi
 if [[ " $sections " == *" plugin "* ]]; then
   "$root/plugins/build.sh" >/dev/null
   cargo bench -q -p airlock --bench plugin_call 2>/dev/null
+fi
+
+if [[ " $sections " == *" device "* ]]; then
+  echo "== device: stripped binary sizes (x86_64) =="
+  device=$(scripts/build-device | sed -n 's/: .*//p')
+  cp "$airlock" "$out/airlock-full" && strip "$out/airlock-full"
+  size_row() { printf "  %-60s %9.2f MB\n" "$1" "$(awk -v b="$(stat -L -c %s "$2")" 'BEGIN { print b / 1e6 }')"; }
+  size_row "airlock device build (no Wasm compiler, every device command)" "$device"
+  size_row "airlock full build (release, Cranelift), stripped" "$out/airlock-full"
+  # The peers' binaries as Debian ships them (stripped), when installed:
+  # apt-get install rauc swupdate mender-client
+  for peer in rauc swupdate mender-update mender; do
+    path=$(command -v "$peer" || true)
+    if [ -n "$path" ]; then size_row "$peer (Debian, $(dpkg -S "$(readlink -f "$path")" 2>/dev/null | cut -d: -f1 | head -1))" "$path"; fi
+  done
 fi
 
 if [[ " $sections " == *" plugin-langs "* ]]; then

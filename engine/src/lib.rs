@@ -16,6 +16,11 @@
 //! (`default-features = false`) the crate is the formats and their parsers — bundle, manifest,
 //! chunk index, configuration, boot environments, state journal, slots — which is what the fuzz
 //! targets (`fuzz/`) build against without compiling wasmtime.
+//!
+//! The `compiler` feature (on by default, implies `device`) adds Cranelift, so that the engine
+//! compiles plugins itself and `airlock plugin compile` precompiles them for devices. The device
+//! build (`scripts/build-device`) is `device` without it: it runs precompiled plugins only
+//! ([`plugin::precompiled`]).
 
 pub mod boot;
 pub mod bundle;

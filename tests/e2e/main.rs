@@ -6,6 +6,7 @@ mod support;
 mod bad_input;
 mod bundle_cli;
 mod delta;
+mod device_build;
 mod docs;
 mod fleet;
 mod hostile_stages;

@@ -7,9 +7,18 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// The `airlock` binary cargo built for these tests, with a clean environment.
+/// The `airlock` binary under test: the one cargo built for these tests, or the one
+/// `AIRLOCK_TEST_BIN` names (the device build: `scripts/test-device`).
+pub fn airlock_bin() -> PathBuf {
+    match std::env::var_os("AIRLOCK_TEST_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_airlock")),
+    }
+}
+
+/// The `airlock` binary under test ([`airlock_bin`]), with a clean environment.
 pub fn airlock() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    let mut cmd = Command::new(airlock_bin());
     for var in [
         "AIRLOCK_CONFIG",
         "AIRLOCK_KILL_AT",

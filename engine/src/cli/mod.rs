@@ -14,10 +14,20 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// What `airlock --version` prints: the device build says it is one.
+const VERSION: &str = if cfg!(feature = "compiler") {
+    env!("CARGO_PKG_VERSION")
+} else {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (device build: no Wasm compiler, runs precompiled plugins)"
+    )
+};
+
 #[derive(Parser)]
 #[command(
     name = "airlock",
-    version,
+    version = VERSION,
     about = "Airlock: over-the-air A/B updates for embedded Linux, extended by sandboxed WebAssembly plugins",
     propagate_version = true
 )]

@@ -52,6 +52,10 @@ pub enum PluginCommand {
         /// Where compiled plugins are cached.
         #[arg(long)]
         cache: Option<PathBuf>,
+        /// The digest list (sha256sum format) that vouches for precompiled forms: a
+        /// PLUGIN.<target>.cwasm beside PLUGIN is run only when its sha256 is listed.
+        #[arg(long, value_name = "FILE")]
+        digest_list: Option<PathBuf>,
         /// Run it this many times and report the timing of the first and of the warm calls.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
@@ -80,13 +84,14 @@ pub enum PluginCommand {
         json: bool,
     },
     /// Compile a plugin ahead of time: into the cache (no --target), or for a device's
-    /// architecture into a file.
+    /// architecture into a file, which a device build of airlock loads instead of PLUGIN.
     Compile {
         plugin: PathBuf,
-        /// Target triple, e.g. aarch64-unknown-linux-gnu.
+        /// The device's target: x86_64-unknown-linux-gnu or aarch64-unknown-linux-gnu.
         #[arg(long)]
         target: Option<String>,
-        /// Where to write the artifact (default: PLUGIN with .cwasm).
+        /// Where to write the artifact (default: PLUGIN.TARGET.cwasm beside PLUGIN, where the
+        /// device looks for it; PLUGIN with .cwasm without --target).
         #[arg(short, long)]
         output: Option<PathBuf>,
         #[arg(long)]
@@ -109,6 +114,7 @@ pub fn run(cmd: PluginCommand) -> Result<()> {
             memory,
             device_type,
             cache,
+            digest_list,
             repeat,
             json,
         } => {
@@ -138,6 +144,7 @@ pub fn run(cmd: PluginCommand) -> Result<()> {
                 payload: payload.as_deref(),
                 device_type: &device_type,
                 cache: &cache_dir(cache)?,
+                digest_list: digest_list.as_deref(),
                 repeat: repeat.max(1),
                 json,
             };
@@ -165,6 +172,7 @@ struct Run<'a> {
     payload: Option<&'a Path>,
     device_type: &'a str,
     cache: &'a Path,
+    digest_list: Option<&'a Path>,
     repeat: u32,
     json: bool,
 }
@@ -172,7 +180,10 @@ struct Run<'a> {
 fn run_plugin(path: &Path, cfg: &PluginConfig, run: &Run) -> Result<()> {
     let name = plugin_name(path);
     let started = Instant::now();
-    let host = PluginHost::new(run.cache)?;
+    let mut host = PluginHost::new(run.cache)?;
+    if let Some(list) = run.digest_list {
+        host.trust_digest_list(list)?;
+    }
     let loaded = host.load(&name, cfg)?;
     let load_time = started.elapsed();
     // A load either compiled the component or took it from the compile cache.
@@ -347,7 +358,10 @@ fn compile(path: &Path, target: Option<&str>, output: Option<PathBuf>, cache: &P
     let host = PluginHost::new(cache)?;
     let started = Instant::now();
     let artifact = host.precompile(&bytes, target)?;
-    let out = output.unwrap_or_else(|| path.with_extension("cwasm"));
+    let out = output.unwrap_or_else(|| match target {
+        Some(target) => plugin::precompiled::artifact_path(path, target),
+        None => path.with_extension("cwasm"),
+    });
     airlock::fsutil::atomic_write(&out, &artifact)
         .with_context(|| format!("cannot write {}", out.display()))?;
     println!(
@@ -358,6 +372,9 @@ fn compile(path: &Path, target: Option<&str>, output: Option<PathBuf>, cache: &P
         out.display(),
         indicatif::HumanBytes(artifact.len() as u64)
     );
+    // What the image build appends to the device's digest list (precompiled.sha256).
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&artifact));
+    println!("{digest}  {}", out.display());
     Ok(())
 }
 

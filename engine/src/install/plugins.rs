@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
 
@@ -27,6 +27,8 @@ pub enum HookOutcome {
 pub(crate) struct PluginRunner {
     host: Option<PluginHost>,
     cache_dir: PathBuf,
+    /// The digest list that vouches for precompiled plugins, beside the configuration file.
+    digest_list: PathBuf,
     configs: BTreeMap<String, PluginConfig>,
     chain: Chain,
     /// Where plugins a bundle brought are saved, to be found again after the reboot.
@@ -41,6 +43,11 @@ impl PluginRunner {
         PluginRunner {
             host: None,
             cache_dir: config.plugin_cache_dir(),
+            digest_list: config
+                .path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(plugin::DIGEST_LIST),
             configs: config.plugins.clone(),
             chain: config.chain.clone(),
             bundled_dir: config.device.data_dir.join("bundled-plugins"),
@@ -61,7 +68,9 @@ impl PluginRunner {
 
     fn host(&mut self) -> Result<&PluginHost, InstallError> {
         if self.host.is_none() {
-            self.host = Some(PluginHost::new(&self.cache_dir)?);
+            let mut host = PluginHost::new(&self.cache_dir)?;
+            host.trust_digest_list(&self.digest_list)?;
+            self.host = Some(host);
         }
         self.host
             .as_ref()

@@ -1,12 +1,9 @@
-//! The one wasmtime `Engine` of the process, its epoch ticker, and the on-disk cache of compiled
-//! components.
+//! The one wasmtime `Engine` of the process, its epoch ticker, and where its components come
+//! from: compiled (and cached, `cache`), or precompiled.
 
-use std::fs;
-use std::hash::{Hash, Hasher};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -16,6 +13,8 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
 use super::PluginError;
+#[cfg(feature = "compiler")]
+use super::cache::Cache;
 use crate::config::DEFAULT_MEMORY;
 
 /// How often the ticker advances the epoch, i.e. the resolution of plugin timeouts.
@@ -37,8 +36,11 @@ fn engine_config(target: Option<&str>) -> Result<Config, PluginError> {
         .max_wasm_stack(MAX_WASM_STACK)
         .memory_reservation(MEMORY_RESERVATION)
         .memory_reservation_for_growth(MEMORY_RESERVATION_FOR_GROWTH)
-        .wasm_component_model(true)
-        .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        .wasm_component_model(true);
+    // Not part of an artifact's compatibility (wasmtime ignores the optimisation level when it
+    // loads one), so the device build, which has no compiler to set it on, loads the same files.
+    #[cfg(feature = "compiler")]
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
     if let Some(target) = target {
         config
             .target(target)
@@ -51,22 +53,93 @@ fn engine_config(target: Option<&str>) -> Result<Config, PluginError> {
 pub(super) struct Runtime {
     pub engine: Engine,
     pub ticker: Ticker,
-    pub cache: Cache,
+    #[cfg(feature = "compiler")]
+    cache: Cache,
     /// How many components this runtime compiled (a warm load compiles none).
     pub compilations: AtomicU64,
+    /// Components loaded so far, by the sha256 of the file they came from (`wasm:…` for a
+    /// component, `cwasm:…` for a precompiled form): plugin names that use the same file share
+    /// one compiled component.
+    loaded: Mutex<HashMap<String, Component>>,
 }
 
 impl Runtime {
+    /// Starts the engine and its ticker. The full build caches what it compiles in
+    /// `cache_dir`; the device build compiles nothing, so it has no cache.
     pub fn new(cache_dir: &Path) -> Result<Self, PluginError> {
         let engine = Engine::new(&engine_config(None)?)
             .map_err(|e| PluginError::Host(format!("wasmtime refused its configuration: {e}")))?;
+        #[cfg(feature = "compiler")]
         let cache = Cache::open(cache_dir, &engine)?;
+        #[cfg(not(feature = "compiler"))]
+        let _ = cache_dir;
         let ticker = Ticker::start(engine.clone())?;
         Ok(Runtime {
             engine,
             ticker,
+            #[cfg(feature = "compiler")]
             cache,
             compilations: AtomicU64::new(0),
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The component loaded before from the file whose sha256 is `key`, or `load`'s, remembered.
+    fn shared(
+        &self,
+        key: String,
+        load: impl FnOnce() -> Result<Component, PluginError>,
+    ) -> Result<Component, PluginError> {
+        let known = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(component) = known {
+            return Ok(component);
+        }
+        let component = load()?;
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, component.clone());
+        Ok(component)
+    }
+
+    /// How many distinct components this runtime holds.
+    #[cfg(all(test, feature = "compiler"))]
+    pub fn loaded_components(&self) -> usize {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// The precompiled artifact at `path`, whose sha256 `digest` the caller has checked against
+    /// the digest list: memory-mapped, not copied.
+    pub fn precompiled_component(
+        &self,
+        name: &str,
+        path: &Path,
+        digest: &str,
+    ) -> Result<Component, PluginError> {
+        self.shared(format!("cwasm:{digest}"), || {
+            // Safety: this runs the native code the file holds, so it must be code wasmtime
+            // made and nobody altered. The caller hashed the file and found the digest in the
+            // list the image build wrote (`precompiled::verify`), and neither the file nor its
+            // folder can be changed by anyone but root or us, so the bytes mapped here are the
+            // bytes that were hashed. Wasmtime checks its header (version, target, settings)
+            // before it maps any code.
+            let component =
+                unsafe { Component::deserialize_file(&self.engine, path) }.map_err(|e| {
+                    PluginError::IncompatibleArtifact {
+                        name: name.to_string(),
+                        path: path.to_path_buf(),
+                        target: super::precompiled::native_target(),
+                        reason: format!("{e:#}"),
+                    }
+                })?;
+            tracing::debug!(plugin = name, path = %path.display(), "precompiled plugin loaded");
+            prepare_memory_images(name, &component);
+            Ok(component)
         })
     }
 
@@ -78,11 +151,29 @@ impl Runtime {
         sha256: &str,
         bytes: &[u8],
     ) -> Result<Component, PluginError> {
-        let component = self.load_or_compile(name, sha256, bytes)?;
-        prepare_memory_images(name, &component);
-        Ok(component)
+        self.shared(format!("wasm:{sha256}"), || {
+            let component = self.load_or_compile(name, sha256, bytes)?;
+            prepare_memory_images(name, &component);
+            Ok(component)
+        })
     }
 
+    #[cfg(not(feature = "compiler"))]
+    fn load_or_compile(
+        &self,
+        name: &str,
+        _sha256: &str,
+        _bytes: &[u8],
+    ) -> Result<Component, PluginError> {
+        Err(PluginError::Compile {
+            name: name.to_string(),
+            reason: "this device build of airlock has no Wasm compiler; give it the plugin's \
+                     precompiled form (`airlock plugin compile --target`)"
+                .into(),
+        })
+    }
+
+    #[cfg(feature = "compiler")]
     fn load_or_compile(
         &self,
         name: &str,
@@ -94,6 +185,16 @@ impl Runtime {
             tracing::debug!(plugin = name, path = %path.display(), "plugin loaded from cache");
             return Ok(component);
         }
+        self.compile_and_cache(name, bytes, &path)
+    }
+
+    #[cfg(feature = "compiler")]
+    fn compile_and_cache(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        path: &Path,
+    ) -> Result<Component, PluginError> {
         let started = std::time::Instant::now();
         let artifact = self.compile(name, bytes)?;
         tracing::info!(
@@ -101,7 +202,7 @@ impl Runtime {
             elapsed = ?started.elapsed(),
             "plugin compiled"
         );
-        if let Err(e) = self.cache.store(&path, &artifact) {
+        if let Err(e) = self.cache.store(path, &artifact) {
             // A read-only or full disk costs a compilation per load, nothing more.
             tracing::warn!(
                 plugin = name,
@@ -117,8 +218,10 @@ impl Runtime {
         })
     }
 
-    pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<Vec<u8>, PluginError> {
-        self.compilations.fetch_add(1, Ordering::Relaxed);
+    #[cfg(feature = "compiler")]
+    fn compile(&self, name: &str, bytes: &[u8]) -> Result<Vec<u8>, PluginError> {
+        self.compilations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.engine
             .precompile_component(bytes)
             .map_err(|e| PluginError::Compile {
@@ -128,6 +231,17 @@ impl Runtime {
     }
 
     /// AOT-compiles `bytes` for `target` (a target triple), with the settings of this engine.
+    #[cfg(not(feature = "compiler"))]
+    pub fn precompile(&self, _bytes: &[u8], _target: Option<&str>) -> Result<Vec<u8>, PluginError> {
+        Err(PluginError::Precompile(
+            "this is a device build of airlock, without a Wasm compiler; precompile plugins on \
+             the build host with the full build"
+                .into(),
+        ))
+    }
+
+    /// AOT-compiles `bytes` for `target` (a target triple), with the settings of this engine.
+    #[cfg(feature = "compiler")]
     pub fn precompile(&self, bytes: &[u8], target: Option<&str>) -> Result<Vec<u8>, PluginError> {
         match target {
             None => {
@@ -191,137 +305,6 @@ fn prepare_memory_images(name: &str, component: &Component) {
 
 pub(super) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-/// Compiled components on disk, one file per component and engine:
-/// `<sha256 of the component>-<engine compatibility hash>.cwasm`. Each file is wasmtime's
-/// serialized artifact followed by the sha256 of that artifact, checked before every load, so
-/// that a file damaged on disk is compiled again instead of executed.
-pub(super) struct Cache {
-    dir: PathBuf,
-    /// The first 16 hex digits of the sha256 of `Engine::precompile_compatibility_hash`: a new
-    /// wasmtime or other engine settings never load an old artifact.
-    engine_key: String,
-}
-
-const CHECKSUM_LEN: usize = 32;
-
-impl Cache {
-    /// Opens (creating, mode 0700) the cache directory. It must belong to the user running
-    /// Airlock and be writable by nobody else: what it holds is executed as native code.
-    fn open(dir: &Path, engine: &Engine) -> Result<Self, PluginError> {
-        let err = |reason: String| PluginError::Cache {
-            path: dir.to_path_buf(),
-            reason,
-        };
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| err(format!("cannot create it: {e}")))?;
-        }
-        let meta = fs::metadata(dir).map_err(|e| err(e.to_string()))?;
-        if !meta.is_dir() {
-            return Err(err("it is not a directory".into()));
-        }
-        // Safety: geteuid has no preconditions and cannot fail.
-        let euid = unsafe { libc::geteuid() };
-        if meta.uid() != euid {
-            return Err(err(format!(
-                "it belongs to uid {}, not to the user running airlock (uid {euid}); chown it",
-                meta.uid()
-            )));
-        }
-        if meta.permissions().mode() & 0o022 != 0 {
-            return Err(err(format!(
-                "it is writable by other users (mode {:o}); chmod 700 it",
-                meta.permissions().mode() & 0o7777
-            )));
-        }
-        let mut hasher = Sha256Hasher(Sha256::new());
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        let engine_key = hex::encode(&hasher.0.finalize()[..8]);
-        Ok(Cache {
-            dir: dir.to_path_buf(),
-            engine_key,
-        })
-    }
-
-    pub fn path_for(&self, sha256: &str) -> PathBuf {
-        self.dir.join(format!("{sha256}-{}.cwasm", self.engine_key))
-    }
-
-    /// The cached component at `path`, if there is a sound one. A damaged or incompatible file
-    /// is removed (and compiled again by the caller).
-    fn load(&self, engine: &Engine, path: &Path) -> Option<Component> {
-        let data = match fs::read(path) {
-            Ok(data) => data,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), "cannot read cached plugin: {e}");
-                return None;
-            }
-        };
-        let Some(split) = data.len().checked_sub(CHECKSUM_LEN) else {
-            self.discard(path, "too short");
-            return None;
-        };
-        let (artifact, checksum) = data.split_at(split);
-        if Sha256::digest(artifact).as_slice() != checksum {
-            self.discard(path, "checksum mismatch");
-            return None;
-        }
-        // Safety: deserializing runs native code the file describes, so the file must be one
-        // that wasmtime produced and nobody altered. It is: the cache directory belongs to us
-        // and no other user may write to it (checked in `open`); we only write files there
-        // from `Engine::precompile_component`, atomically (temp + rename); the name binds the
-        // component's sha256 and this engine's compatibility hash; and the trailing checksum
-        // just matched, so a torn or bit-rotten file is never loaded. Wasmtime checks its own
-        // header (version, target, settings) on top.
-        match unsafe { Component::deserialize(engine, artifact) } {
-            Ok(component) => Some(component),
-            Err(e) => {
-                self.discard(path, &format!("{e}"));
-                None
-            }
-        }
-    }
-
-    fn discard(&self, path: &Path, why: &str) {
-        tracing::warn!(path = %path.display(), "discarding cached plugin ({why})");
-        let _ = fs::remove_file(path);
-    }
-
-    /// Writes `artifact` (plus its checksum) to `path`: temp file, fsync, rename, fsync dir.
-    fn store(&self, path: &Path, artifact: &[u8]) -> Result<(), PluginError> {
-        let err = |e: std::io::Error| PluginError::Cache {
-            path: path.to_path_buf(),
-            reason: format!("cannot write: {e}"),
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".cwasm-")
-            .tempfile_in(&self.dir)
-            .map_err(err)?;
-        tmp.write_all(artifact).map_err(err)?;
-        tmp.write_all(&Sha256::digest(artifact)).map_err(err)?;
-        tmp.as_file().sync_all().map_err(err)?;
-        tmp.persist(path).map_err(|e| err(e.error))?;
-        crate::fsutil::sync_dir(&self.dir).map_err(err)
-    }
-}
-
-/// Feeds `Hash` output into sha256, so that the engine key is stable across processes (std's
-/// `DefaultHasher` makes no such promise).
-struct Sha256Hasher(Sha256);
-
-impl Hasher for Sha256Hasher {
-    fn finish(&self) -> u64 {
-        0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
 }
 
 /// Advances the engine's epoch every [`TICK`] while at least one call runs, and sleeps

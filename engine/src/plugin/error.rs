@@ -56,6 +56,48 @@ pub enum PluginError {
     )]
     Link { name: String, reason: String },
 
+    /// A device build (no Wasm compiler) found no precompiled form of a plugin.
+    #[error(
+        "plugin {name} has no precompiled form for this device ({target}), and this device \
+         build of airlock has no Wasm compiler; on the build host run `airlock plugin compile \
+         {} --target {target} -o {}` and add the artifact's line to the digest list \
+         (`sha256sum {} >> {}`)",
+        wasm.display(), artifact.display(), artifact.display(), list.display()
+    )]
+    NotPrecompiled {
+        name: String,
+        target: &'static str,
+        wasm: PathBuf,
+        artifact: PathBuf,
+        list: PathBuf,
+    },
+
+    /// The digest list that vouches for precompiled plugins is unusable.
+    #[error("cannot trust the precompiled-plugin digest list {path}: {reason}")]
+    DigestList { path: PathBuf, reason: String },
+
+    /// A precompiled artifact nothing the device trusts vouches for: never loaded.
+    #[error("plugin {name}: refusing the precompiled {}: {reason}", path.display())]
+    UntrustedArtifact {
+        name: String,
+        path: PathBuf,
+        reason: String,
+    },
+
+    /// A trusted artifact made for another CPU, another wasmtime or other engine settings, or
+    /// not an artifact at all: wasmtime refused it before loading any of it.
+    #[error(
+        "plugin {name}: the precompiled {} does not fit this engine ({reason}); precompile it \
+         again with `airlock plugin compile --target {target}` from airlock {version}",
+        path.display(), version = env!("CARGO_PKG_VERSION")
+    )]
+    IncompatibleArtifact {
+        name: String,
+        path: PathBuf,
+        target: &'static str,
+        reason: String,
+    },
+
     #[error("cannot compile plugin {name}: {reason}")]
     Compile { name: String, reason: String },
 

@@ -76,6 +76,17 @@ pub(super) fn inspect_named(name: &str, bytes: &[u8]) -> Result<PluginInfo, Plug
         return Err(invalid("the component is truncated".into()));
     }
 
+    shape(name, imports, exports, bytes.len() as u64)
+}
+
+/// The world and interface version that a component's top-level import and export names say
+/// it has: the same decision for a component read from its bytes and for a precompiled one.
+pub(super) fn shape(
+    name: &str,
+    imports: Vec<String>,
+    exports: Vec<String>,
+    size: u64,
+) -> Result<PluginInfo, PluginError> {
     let world = if exports.iter().any(|e| e == "install") {
         Some(World::Installer)
     } else if exports.iter().any(|e| e == "check") {
@@ -93,10 +104,14 @@ pub(super) fn inspect_named(name: &str, bytes: &[u8]) -> Result<PluginInfo, Plug
         [] => None,
         [one] => Some(one.to_string()),
         many => {
-            return Err(invalid(format!(
-                "it imports several versions of {PACKAGE} at once ({}); rebuild it against one",
-                many.join(", ")
-            )));
+            return Err(PluginError::Invalid {
+                name: name.to_string(),
+                reason: format!(
+                    "it imports several versions of {PACKAGE} at once ({}); rebuild it against \
+                     one",
+                    many.join(", ")
+                ),
+            });
         }
     };
 
@@ -105,7 +120,7 @@ pub(super) fn inspect_named(name: &str, bytes: &[u8]) -> Result<PluginInfo, Plug
         wit_version,
         imports,
         exports,
-        size: bytes.len() as u64,
+        size,
     })
 }
 

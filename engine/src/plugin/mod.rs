@@ -13,26 +13,32 @@
 //! ```
 //!
 //! Every wasmtime type stays inside this module; callers see only the types below. Modules:
-//! `engine` (Engine, ticker, cache), `sandbox` (one call's Store and limits, error
-//! translation), `host` and `probes` (the host interfaces), `bindings` (the WIT worlds),
-//! `inspect` (what a component is, without compiling it). What needs no wasmtime lives outside
+//! `engine` (Engine, ticker, where components come from), `cache` (what the full build
+//! compiled), `precompiled` (precompiled forms and the digest list that vouches for them),
+//! `sandbox` (one call's Store and limits, error translation), `host` and `probes` (the host
+//! interfaces), `bindings` (the WIT worlds), `inspect` (what a component is, without compiling
+//! it). What needs no wasmtime lives outside
 //! and is re-exported here: [`PluginConfig`] (the `[plugins.NAME]` table, in [`crate::config`])
 //! and [`World`] and [`Stage`] (in [`crate::chain`]), so that the configuration parses in a
 //! build without the `device` feature.
 
 mod bindings;
+#[cfg(feature = "compiler")]
+mod cache;
 mod engine;
 mod error;
 mod host;
 mod inspect;
+pub mod precompiled;
 mod probes;
 mod sandbox;
-#[cfg(test)]
+// They build their components from WAT, so they need the compiler.
+#[cfg(all(test, feature = "compiler"))]
 mod tests;
 
 use std::fmt;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +48,7 @@ pub use crate::chain::{Stage, World};
 pub use crate::config::{ByteSize, DEFAULT_MEMORY, DEFAULT_TIMEOUT, DirGrant, PluginConfig};
 pub use error::PluginError;
 pub use inspect::{PluginInfo, inspect};
+pub use precompiled::{DIGEST_LIST, DigestList};
 
 use bindings::v0_1;
 use engine::Runtime;
@@ -149,7 +156,8 @@ pub struct Plugin {
     pub world: World,
     /// The `airlock:plugin` version it was built for.
     pub wit_version: String,
-    /// sha256 of the component, 64 hex digits.
+    /// sha256 of the file it was loaded from (the component, or its precompiled form), 64 hex
+    /// digits.
     pub sha256: String,
     inner: Arc<Loaded>,
 }
@@ -229,6 +237,9 @@ pub struct PluginHost {
     rt: Runtime,
     v0_1: Linkers,
     progress: Option<ProgressSink>,
+    /// The digest list that vouches for precompiled plugins, and where it is (or would be).
+    digests: Option<DigestList>,
+    digest_list: PathBuf,
 }
 
 impl PluginHost {
@@ -242,7 +253,19 @@ impl PluginHost {
             rt,
             v0_1,
             progress: None,
+            digests: None,
+            digest_list: PathBuf::from(DIGEST_LIST),
         })
+    }
+
+    /// Trusts the precompiled plugins whose sha256 the digest list at `path` holds (see
+    /// [`precompiled`]). Without a list, or when `path` does not exist, no precompiled plugin
+    /// is loaded. Fails when the list is there but others could have written it, or it does
+    /// not parse.
+    pub fn trust_digest_list(&mut self, path: &Path) -> Result<(), PluginError> {
+        self.digests = DigestList::load(path)?;
+        self.digest_list = path.to_path_buf();
+        Ok(())
     }
 
     /// Where installers' `progress.report` calls go (besides a trace event).
@@ -250,8 +273,25 @@ impl PluginHost {
         self.progress = Some(sink);
     }
 
-    /// Reads `config.path` (an absolute path), then as [`PluginHost::load_bytes`].
+    /// Loads the plugin `config.path` (an absolute path) names: its precompiled form for this
+    /// device when one lies beside it (which must pass the digest list, see [`precompiled`]),
+    /// else the component itself, as [`PluginHost::load_bytes`]. A device build, which cannot
+    /// compile, requires the precompiled form.
     pub fn load(&self, name: &str, config: &PluginConfig) -> Result<Plugin, PluginError> {
+        let target = precompiled::native_target();
+        let artifact = precompiled::artifact_path(&config.path, target);
+        if artifact.exists() {
+            return self.load_precompiled(name, config, &artifact);
+        }
+        if !cfg!(feature = "compiler") {
+            return Err(PluginError::NotPrecompiled {
+                name: name.to_string(),
+                target,
+                wasm: config.path.clone(),
+                artifact,
+                list: self.digest_list.clone(),
+            });
+        }
         let bytes = std::fs::read(&config.path).map_err(|source| PluginError::Read {
             name: name.to_string(),
             path: config.path.clone(),
@@ -270,6 +310,37 @@ impl PluginHost {
     ) -> Result<Plugin, PluginError> {
         let sandbox = Arc::new(Sandbox::new(name, config)?);
         let info = inspect::inspect_named(name, bytes)?;
+        let (world, wit_version) = Self::world_of(name, info)?;
+        let sha256 = engine::sha256_hex(bytes);
+        let component = self.rt.component(name, &sha256, bytes)?;
+        self.ready(name, sandbox, world, wit_version, sha256, &component)
+    }
+
+    /// Loads the precompiled `artifact`, once the digest list vouched for it.
+    fn load_precompiled(
+        &self,
+        name: &str,
+        config: &PluginConfig,
+        artifact: &Path,
+    ) -> Result<Plugin, PluginError> {
+        let sandbox = Arc::new(Sandbox::new(name, config)?);
+        let digest = precompiled::verify(name, artifact, self.digests.as_ref(), &self.digest_list)?;
+        let component = self.rt.precompiled_component(name, artifact, &digest)?;
+        let ty = component.component_type();
+        let names = |items: &mut dyn Iterator<Item = &str>| items.map(String::from).collect();
+        let info = inspect::shape(
+            name,
+            names(&mut ty.imports(&self.rt.engine).map(|(n, _)| n)),
+            names(&mut ty.exports(&self.rt.engine).map(|(n, _)| n)),
+            0,
+        )?;
+        let (world, wit_version) = Self::world_of(name, info)?;
+        tracing::info!(plugin = name, artifact = %artifact.display(), "using the precompiled form");
+        self.ready(name, sandbox, world, wit_version, digest, &component)
+    }
+
+    /// The world and interface version of a component, if this engine can serve them.
+    fn world_of(name: &str, info: PluginInfo) -> Result<(World, String), PluginError> {
         let invalid = |reason: String| PluginError::Invalid {
             name: name.to_string(),
             reason,
@@ -294,9 +365,20 @@ impl PluginHost {
                 supported: SUPPORTED_WIT_VERSIONS.join(", "),
             });
         }
-        let sha256 = engine::sha256_hex(bytes);
-        let component = self.rt.component(name, &sha256, bytes)?;
-        let pre = self.link(name, world, &component)?;
+        Ok((world, wit_version))
+    }
+
+    /// Links a loaded component against the sandbox: the plugin, ready to run.
+    fn ready(
+        &self,
+        name: &str,
+        sandbox: Arc<Sandbox>,
+        world: World,
+        wit_version: String,
+        sha256: String,
+        component: &Component,
+    ) -> Result<Plugin, PluginError> {
+        let pre = self.link(name, world, component)?;
         tracing::debug!(plugin = name, %world, %wit_version, %sha256, "plugin loaded");
         Ok(Plugin {
             name: name.to_string(),

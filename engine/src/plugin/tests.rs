@@ -862,3 +862,179 @@ fn an_allowed_url_is_fetched_from_inside_the_plugin() {
     );
     assert!(server.join().unwrap().starts_with("GET /health "));
 }
+
+/// A plugin directory as an image build leaves it: `p.wasm`, its precompiled form for `target`
+/// beside it, and (unless `list` is false) a digest list vouching for that form.
+struct Precompiled {
+    dir: tempfile::TempDir,
+    wasm: std::path::PathBuf,
+    artifact: std::path::PathBuf,
+    list: std::path::PathBuf,
+}
+
+fn precompiled_plugin(bytes: &[u8], artifact: &[u8], list: bool) -> Precompiled {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("p.wasm");
+    std::fs::write(&wasm, bytes).unwrap();
+    let artifact_path = precompiled::artifact_path(&wasm, precompiled::native_target());
+    std::fs::write(&artifact_path, artifact).unwrap();
+    let list_path = dir.path().join(DIGEST_LIST);
+    if list {
+        let digest = engine::sha256_hex(artifact);
+        std::fs::write(
+            &list_path,
+            format!("{digest}  p.{}.cwasm\n", precompiled::native_target()),
+        )
+        .unwrap();
+    }
+    Precompiled {
+        dir,
+        wasm,
+        artifact: artifact_path,
+        list: list_path,
+    }
+}
+
+fn load_precompiled(p: &Precompiled) -> Result<Plugin, PluginError> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = PluginHost::new(&dir.path().join("cache")).unwrap();
+    host.trust_digest_list(&p.list)?;
+    let plugin = host.load("p", &PluginConfig::new(&p.wasm))?;
+    assert_eq!(
+        host.compilations(),
+        0,
+        "a precompiled plugin is never compiled"
+    );
+    let verdict = host.run_hook(&plugin, &ctx(Stage::InstallEnter))?;
+    assert_eq!(verdict, HookVerdict::Proceed);
+    Ok(plugin)
+}
+
+fn native_artifact(f: &Fixture, bytes: &[u8]) -> Vec<u8> {
+    f.host
+        .precompile(bytes, Some(precompiled::native_target()))
+        .unwrap()
+}
+
+#[test]
+fn a_listed_precompiled_form_is_loaded_without_compiling_even_without_its_wasm() {
+    let f = fixture();
+    let bytes = hook("(call $proceed)");
+    let p = precompiled_plugin(&bytes, &native_artifact(&f, &bytes), true);
+    let plugin = load_precompiled(&p).unwrap();
+    assert_eq!(plugin.world, World::Hook);
+    assert_eq!(plugin.wit_version, "0.1.0");
+    assert_eq!(
+        plugin.sha256,
+        engine::sha256_hex(&std::fs::read(&p.artifact).unwrap())
+    );
+    // The device needs only the precompiled form; the .wasm names it.
+    std::fs::remove_file(&p.wasm).unwrap();
+    assert_eq!(load_precompiled(&p).unwrap().world, World::Hook);
+}
+
+#[test]
+fn a_precompiled_form_nothing_vouches_for_is_refused() {
+    let f = fixture();
+    let bytes = hook("(call $proceed)");
+    let artifact = native_artifact(&f, &bytes);
+    // No list at all.
+    let p = precompiled_plugin(&bytes, &artifact, false);
+    let e = load_precompiled(&p).unwrap_err().to_string();
+    assert!(e.contains("there is no digest list"), "{e}");
+    // A list that does not hold its digest.
+    std::fs::write(&p.list, format!("{}  other.cwasm\n", "0".repeat(64))).unwrap();
+    let e = load_precompiled(&p).unwrap_err();
+    assert!(matches!(e, PluginError::UntrustedArtifact { .. }), "{e}");
+    assert!(e.to_string().contains("is not in"), "{e}");
+}
+
+#[test]
+fn a_precompiled_form_changed_after_listing_is_refused() {
+    let f = fixture();
+    let bytes = hook("(call $proceed)");
+    let mut artifact = native_artifact(&f, &bytes);
+    let p = precompiled_plugin(&bytes, &artifact, true);
+    let last = artifact.len() - 1;
+    artifact[last] ^= 1;
+    std::fs::write(&p.artifact, &artifact).unwrap();
+    let e = load_precompiled(&p).unwrap_err().to_string();
+    assert!(e.contains("changed after its digest was listed"), "{e}");
+}
+
+#[test]
+fn a_precompiled_form_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture();
+    let bytes = hook("(call $proceed)");
+    let p = precompiled_plugin(&bytes, &native_artifact(&f, &bytes), true);
+    std::fs::set_permissions(&p.artifact, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let e = load_precompiled(&p).unwrap_err().to_string();
+    assert!(e.contains("writable by other users"), "{e}");
+    std::fs::set_permissions(&p.artifact, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(p.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = load_precompiled(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("its folder") && e.contains("writable by other users"),
+        "{e}"
+    );
+    std::fs::set_permissions(p.dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+#[test]
+fn a_truncated_precompiled_form_is_refused_before_loading() {
+    let f = fixture();
+    let bytes = hook("(call $proceed)");
+    let artifact = native_artifact(&f, &bytes);
+    let p = precompiled_plugin(&bytes, &artifact[..artifact.len() / 2], true);
+    let e = load_precompiled(&p).unwrap_err();
+    assert!(matches!(e, PluginError::IncompatibleArtifact { .. }), "{e}");
+}
+
+#[test]
+fn a_precompiled_form_for_another_cpu_is_refused_by_name() {
+    let f = fixture();
+    let bytes = hook("(call $proceed)");
+    let other = if cfg!(target_arch = "x86_64") {
+        "aarch64-unknown-linux-gnu"
+    } else {
+        "x86_64-unknown-linux-gnu"
+    };
+    let artifact = f.host.precompile(&bytes, Some(other)).unwrap();
+    let p = precompiled_plugin(&bytes, &artifact, true);
+    let e = load_precompiled(&p).unwrap_err();
+    assert!(matches!(e, PluginError::IncompatibleArtifact { .. }), "{e}");
+    let arch = other.split('-').next().unwrap();
+    assert!(
+        e.to_string()
+            .contains(&format!("compiled for architecture '{arch}'")),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_precompiled_form_for_other_engine_settings_is_refused() {
+    let bytes = hook("(call $proceed)");
+    // The same wasmtime and CPU, but without epoch interruption (so no timeouts).
+    let mut other = wasmtime::Config::new();
+    other.wasm_component_model(true).epoch_interruption(false);
+    let artifact = wasmtime::Engine::new(&other)
+        .unwrap()
+        .precompile_component(&bytes)
+        .unwrap();
+    let p = precompiled_plugin(&bytes, &artifact, true);
+    let e = load_precompiled(&p).unwrap_err();
+    assert!(matches!(e, PluginError::IncompatibleArtifact { .. }), "{e}");
+}
+
+#[test]
+fn plugin_names_that_use_one_file_share_its_component() {
+    let f = fixture();
+    let bytes = hook("(call $proceed)");
+    let p = precompiled_plugin(&bytes, &native_artifact(&f, &bytes), true);
+    let mut host = PluginHost::new(&f.cache).unwrap();
+    host.trust_digest_list(&p.list).unwrap();
+    host.load("one", &PluginConfig::new(&p.wasm)).unwrap();
+    host.load("two", &PluginConfig::new(&p.wasm)).unwrap();
+    assert_eq!(host.rt.loaded_components(), 1);
+}

@@ -1,0 +1,241 @@
+//! Precompiled plugins on a simulated device, through the binary under test. `cargo test` runs
+//! these against the full build, which loads a precompiled form the same way when there is one;
+//! `scripts/test-device` runs them against the device build (`AIRLOCK_TEST_BIN`), which has no
+//! Wasm compiler and needs one. The artifacts are made the way an image build makes them: by
+//! the full build's `airlock plugin compile --target`, with the digest list beside the config.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use airlock_testkit::FaultServer;
+
+use crate::support::*;
+
+const NATIVE: &str = if cfg!(target_arch = "x86_64") {
+    "x86_64-unknown-linux-gnu"
+} else {
+    "aarch64-unknown-linux-gnu"
+};
+
+/// True when the binary under test is the device build (it says so in `--version`).
+fn device_build() -> bool {
+    let out = airlock().arg("--version").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("device build")
+}
+
+/// The full build: the build host's `airlock`, which precompiles.
+fn full_build(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "airlock {args:?}:\n{}",
+        output_text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Puts first-party plugin `wasm` on the device's "image" as `NAME.wasm` with its precompiled
+/// form for `target` beside it; returns (the .wasm path, the artifact path).
+fn precompile(dev: &Device, name: &str, wasm: &str, target: &str) -> (PathBuf, PathBuf) {
+    let dir = dev.dir.join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::copy(plugin_artifacts().join(wasm), &path).unwrap();
+    let artifact = dir.join(format!("{name}.{NATIVE}.cwasm"));
+    full_build(&[
+        "plugin",
+        "compile",
+        path.to_str().unwrap(),
+        "--target",
+        target,
+        "-o",
+        artifact.to_str().unwrap(),
+    ]);
+    (path, artifact)
+}
+
+/// Writes the device's digest list (beside its airlock.toml) vouching for `artifacts`.
+fn vouch(dev: &Device, artifacts: &[&Path]) -> PathBuf {
+    let mut list = String::new();
+    for a in artifacts {
+        let out = Command::new("sha256sum").arg(a).output().unwrap();
+        list += &String::from_utf8_lossy(&out.stdout);
+    }
+    let path = dev.dir.join("precompiled.sha256");
+    std::fs::write(&path, list).unwrap();
+    path
+}
+
+/// A device whose check `health` (http-health, precompiled) asks `server` for /health.
+fn device_with_precompiled_check(ws: &Workspace, server: &FaultServer) -> (Device, PathBuf) {
+    let dev = ws.device("dev", "2MiB");
+    let (wasm, artifact) = precompile(&dev, "health", "http_health.wasm", NATIVE);
+    let url = server.url("/health");
+    dev.append_config(&format!(
+        "[plugins.health]\npath = {}\ntimeout = \"5s\"\nhttp = [\"{url}\"]\n\
+         [plugins.health.config]\nurl = \"{url}\"\nbody = \"\\\"ok\\\"\"\ntimeout = \"2s\"\n",
+        toml_path(&wasm)
+    ));
+    dev.set_chain("check = [\"health\"]");
+    (dev, artifact)
+}
+
+fn update(ws: &Workspace, version: &str, seed: u64) -> PathBuf {
+    let image = format!("v{version}.img");
+    ws.file(&image, &image_bytes(1 << 20, seed));
+    ws.bundle(
+        &format!("v{version}.airlock"),
+        version,
+        "test-device",
+        &[("rootfs", &image, "rootfs")],
+        "",
+    )
+}
+
+#[test]
+fn the_device_build_says_so_and_cannot_compile() {
+    if !device_build() {
+        // The full build compiles; what it does with precompiled forms is tested below.
+        let out = run(&["--version"]);
+        assert!(!output_text(&out).contains("device build"));
+        return;
+    }
+    let ws = Workspace::new();
+    let wasm = ws.path("p.wasm");
+    std::fs::copy(plugin_artifacts().join("always_pass.wasm"), &wasm).unwrap();
+    let e = fails(&[
+        "plugin",
+        "compile",
+        wasm.to_str().unwrap(),
+        "--target",
+        NATIVE,
+    ]);
+    assert!(
+        e.contains("device build") && e.contains("without a Wasm compiler"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_precompiled_check_decides_the_trial_boot_and_a_failing_one_rolls_back() {
+    plugin_artifacts();
+    let ws = Workspace::new();
+    let server = FaultServer::start().unwrap();
+    server.serve_bytes("/health", b"{\"status\":\"ok\"}".to_vec());
+    let (dev, artifact) = device_with_precompiled_check(&ws, &server);
+    vouch(&dev, &[&artifact]);
+    // The device needs only the precompiled form: the .wasm names it.
+    std::fs::remove_file(dev.dir.join("plugins/health.wasm")).unwrap();
+
+    dev.install(&update(&ws, "1.0.0", 1));
+    let out = dev.reboot(false);
+    assert!(out.contains("passed its checks; committed"), "{out}");
+    assert_eq!(dev.status()["committed"]["version"], "1.0.0");
+
+    server.serve_bytes("/health", b"{\"status\":\"degraded\"}".to_vec());
+    let running = dev.slot("b");
+    dev.install(&update(&ws, "2.0.0", 2));
+    let out = dev.reboot(false);
+    assert!(out.contains("rolled back: check health failed"), "{out}");
+    let st = dev.assert_active_untouched("b", &running);
+    assert_eq!(st["committed"]["version"], "1.0.0", "{st}");
+    assert_eq!(st["last_result"]["result"], "rolled-back", "{st}");
+}
+
+/// Installs an update on `dev` and expects it refused before anything is written, with
+/// `expected` in the error. Returns the error.
+fn expect_refused(ws: &Workspace, dev: &Device, expected: &str) -> String {
+    let factory = dev.slot("a");
+    let slot_b = dev.slot("b");
+    let out = dev.output(&["install", update(ws, "1.0.0", 1).to_str().unwrap()]);
+    let stderr = expect_clean_failure(&out, "install");
+    assert!(
+        stderr.contains(expected),
+        "expected {expected:?}:\n{stderr}"
+    );
+    assert!(dev.slot("b") == slot_b, "slot b was written");
+    dev.assert_active_untouched("a", &factory);
+    stderr
+}
+
+#[test]
+fn precompiled_forms_nothing_vouches_for_are_refused_before_anything_is_written() {
+    plugin_artifacts();
+    let ws = Workspace::new();
+    let server = FaultServer::start().unwrap();
+    let (dev, artifact) = device_with_precompiled_check(&ws, &server);
+
+    // No digest list at all.
+    let e = expect_refused(&ws, &dev, "there is no digest list");
+    assert!(e.contains("refusing the precompiled"), "{e}");
+
+    // A list that does not name it.
+    let list = dev.dir.join("precompiled.sha256");
+    std::fs::write(&list, format!("{}  other.cwasm\n", "0".repeat(64))).unwrap();
+    expect_refused(&ws, &dev, "is not in");
+
+    // Listed, then altered.
+    vouch(&dev, &[&artifact]);
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&artifact, &bytes).unwrap();
+    expect_refused(&ws, &dev, "changed after its digest was listed");
+
+    // A list others can write vouches for nothing.
+    precompile(&dev, "health", "http_health.wasm", NATIVE);
+    vouch(&dev, &[&artifact]);
+    std::fs::set_permissions(&list, std::fs::Permissions::from_mode(0o666)).unwrap();
+    expect_refused(&ws, &dev, "writable by other users");
+    std::fs::set_permissions(&list, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // Listed and intact: accepted.
+    dev.install(&update(&ws, "1.0.0", 1));
+}
+
+#[test]
+fn a_precompiled_form_for_another_cpu_is_refused_by_name() {
+    plugin_artifacts();
+    let ws = Workspace::new();
+    let server = FaultServer::start().unwrap();
+    let (dev, _) = device_with_precompiled_check(&ws, &server);
+    let other = if NATIVE.starts_with("x86_64") {
+        "aarch64-unknown-linux-gnu"
+    } else {
+        "x86_64-unknown-linux-gnu"
+    };
+    // Made for the other CPU, but put where this device looks, and vouched for.
+    let (_, artifact) = precompile(&dev, "health", "http_health.wasm", other);
+    vouch(&dev, &[&artifact]);
+    let arch = other.split('-').next().unwrap();
+    let e = expect_refused(&ws, &dev, &format!("compiled for architecture '{arch}'"));
+    assert!(e.contains("does not fit this engine"), "{e}");
+    assert!(e.contains("airlock plugin compile --target"), "{e}");
+}
+
+#[test]
+fn a_plugin_without_a_precompiled_form_says_how_to_make_one() {
+    plugin_artifacts();
+    let ws = Workspace::new();
+    let dev = ws.device("dev", "2MiB");
+    dev.add_plugin("pass", "always_pass.wasm", "");
+    dev.set_chain("check = [\"pass\"]");
+    if device_build() {
+        let e = expect_refused(&ws, &dev, "has no precompiled form for this device");
+        assert!(
+            e.contains(&format!(
+                "airlock plugin compile {}",
+                plugin_artifacts().join("always_pass.wasm").display()
+            )),
+            "{e}"
+        );
+        assert!(e.contains("precompiled.sha256"), "{e}");
+    } else {
+        // The full build compiles it itself.
+        dev.install(&update(&ws, "1.0.0", 1));
+    }
+}
