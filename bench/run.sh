@@ -7,8 +7,9 @@
 #   bench/run.sh delta      delta installs of three ext4 image pairs vs xdelta3, bsdiff and
 #                           zstd --patch-from (bench/delta.sh)
 #   bench/run.sh plugin     a trivial check plugin: first call, cached load, warm call, vs /bin/sh
-#   bench/run.sh device     the device build's stripped size (scripts/build-device) beside the
-#                           full build's and the peer updaters' installed from Debian
+#   bench/run.sh device     the device build's stripped size, what each size setting saves, the
+#                           full build's size and the peer updaters' (bench/device-size.sh); an
+#                           install with ten hooks vs none, device and full build (bench/hooks.sh)
 #   bench/run.sh fleet      the fleet server: device polls per second with SQLite, memory at 10,000
 #                           devices (bench/fleet.sh)
 #   bench/run.sh plugin-langs  a check and a hook in Rust, Python, JavaScript and C: size, first
@@ -115,18 +116,9 @@ if [[ " $sections " == *" plugin "* ]]; then
 fi
 
 if [[ " $sections " == *" device "* ]]; then
-  echo "== device: stripped binary sizes (x86_64) =="
-  device=$(scripts/build-device | sed -n 's/: .*//p')
-  cp "$airlock" "$out/airlock-full" && strip "$out/airlock-full"
-  size_row() { printf "  %-60s %9.2f MB\n" "$1" "$(awk -v b="$(stat -L -c %s "$2")" 'BEGIN { print b / 1e6 }')"; }
-  size_row "airlock device build (no Wasm compiler, every device command)" "$device"
-  size_row "airlock full build (release, Cranelift), stripped" "$out/airlock-full"
-  # The peers' binaries as Debian ships them (stripped), when installed:
-  # apt-get install rauc swupdate mender-client
-  for peer in rauc swupdate mender-update mender; do
-    path=$(command -v "$peer" || true)
-    if [ -n "$path" ]; then size_row "$peer (Debian, $(dpkg -S "$(readlink -f "$path")" 2>/dev/null | cut -d: -f1 | head -1))" "$path"; fi
-  done
+  bash "$root/bench/device-size.sh"
+  host=$(rustc -vV | sed -n 's/^host: //p')
+  bash "$root/bench/hooks.sh" "$airlock" "${CARGO_TARGET_DIR:-$root/target}/device/$host/airlock" "$out"
 fi
 
 if [[ " $sections " == *" plugin-langs "* ]]; then
@@ -156,10 +148,20 @@ if [[ " $sections " == *" plugin-langs "* ]]; then
   )
   field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
   load_and_call() { python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.1f" % (r["load_ms"] + r["first_call_ms"]))'; }
+  # The device build runs each from its precompiled form, made by the full build.
+  host=$(rustc -vV | sed -n 's/^host: //p')
+  device=$("$root/scripts/build-device" "$host" | sed -n 's/: .*//p')
+  pre="$out/plugin-langs-precompiled"; rm -rf "$pre"; mkdir -p "$pre"
   echo "== plugin-langs: airlock plugin run --json (release build, $(nproc) cores); times in ms =="
-  printf "  %-34s %10s %12s %12s %10s %10s\n" "plugin" "size KiB" "first call" "cached load" "warm call" "min memory"
+  printf "  %-34s %10s %12s %12s %10s %10s %12s\n" "plugin" "size KiB" "first call" "cached load" "warm call" "min memory" "device build"
   for c in "${cases[@]}"; do
     IFS='|' read -r label wasm args <<<"$c"
+    name=$(basename "$wasm" .wasm)
+    cp "$wasm" "$pre/$name.wasm"
+    "$airlock" plugin compile "$pre/$name.wasm" --target "$host" | tail -1 >> "$pre/precompiled.sha256"
+    # shellcheck disable=SC2086
+    on_device=$("$device" plugin run "$pre/$name.wasm" --digest-list "$pre/precompiled.sha256" --json $args)
+    [ "$(field approved <<<"$on_device")" = True ] || { echo "$label did not approve on the device build: $on_device" >&2; exit 1; }
     cache="$out/plugin-langs-cache"; rm -rf "$cache"
     # shellcheck disable=SC2086 # $args is a list of arguments
     cold=$("$airlock" plugin run "$wasm" --json --repeat 201 --cache "$cache" $args)
@@ -174,10 +176,12 @@ if [[ " $sections " == *" plugin-langs "* ]]; then
       # shellcheck disable=SC2086
       if "$airlock" plugin run "$wasm" --cache "$cache" --memory "${mib}MiB" $args >/dev/null 2>&1; then min="$mib MiB"; break; fi
     done
-    printf "  %-34s %10d %12s %12s %10s %10s\n" "$label" $(( $(stat -c %s "$wasm") / 1024 )) "$first" "$cached" "$(field warm_median_ms <<<"$cold")" "$min"
+    printf "  %-34s %10d %12s %12s %10s %10s %12s\n" "$label" $(( $(stat -c %s "$wasm") / 1024 )) "$first" "$cached" "$(field warm_median_ms <<<"$cold")" "$min" "$(load_and_call <<<"$on_device")"
   done
   kill $http 2>/dev/null || true
   echo "  first call: a new process, empty cache: load + compile + one call. cached load: a new process"
   echo "  finding the component in the compile cache, + one call. warm call: median of 200 further calls"
   echo "  in the first process (a fresh instance each). min memory: the smallest --memory that passes."
+  echo "  device build: a new process of the device build (scripts/build-device) loading the precompiled"
+  echo "  form the full build made (airlock plugin compile --target), vouched for by a digest list, + one call."
 fi

@@ -12,11 +12,7 @@ use airlock_testkit::FaultServer;
 
 use crate::support::*;
 
-const NATIVE: &str = if cfg!(target_arch = "x86_64") {
-    "x86_64-unknown-linux-gnu"
-} else {
-    "aarch64-unknown-linux-gnu"
-};
+const NATIVE: &str = NATIVE_TARGET;
 
 /// True when the binary under test is the device build (it says so in `--version`).
 fn device_build() -> bool {
@@ -73,6 +69,7 @@ fn vouch(dev: &Device, artifacts: &[&Path]) -> PathBuf {
 /// A device whose check `health` (http-health, precompiled) asks `server` for /health.
 fn device_with_precompiled_check(ws: &Workspace, server: &FaultServer) -> (Device, PathBuf) {
     let dev = ws.device("dev", "2MiB");
+    let _ = std::fs::remove_file(dev.dir.join("precompiled.sha256"));
     let (wasm, artifact) = precompile(&dev, "health", "http_health.wasm", NATIVE);
     let url = server.url("/health");
     dev.append_config(&format!(
@@ -222,7 +219,9 @@ fn a_plugin_without_a_precompiled_form_says_how_to_make_one() {
     plugin_artifacts();
     let ws = Workspace::new();
     let dev = ws.device("dev", "2MiB");
-    dev.add_plugin("pass", "always_pass.wasm", "");
+    // Configured by hand: `add_plugin` would give the device build a precompiled form.
+    let wasm = plugin_artifacts().join("always_pass.wasm");
+    dev.append_config(&format!("[plugins.pass]\npath = {}\n", toml_path(&wasm)));
     dev.set_chain("check = [\"pass\"]");
     if device_build() {
         let e = expect_refused(&ws, &dev, "has no precompiled form for this device");

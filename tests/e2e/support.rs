@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -447,6 +448,47 @@ fn build_plugins() -> PathBuf {
     dir
 }
 
+/// True when the binary under test is another build (`AIRLOCK_TEST_BIN`, the device build):
+/// its plugins are then precompiled by this build, as an image build would do.
+pub fn precompiled_under_test() -> bool {
+    std::env::var_os("AIRLOCK_TEST_BIN").is_some()
+}
+
+/// The target `airlock plugin compile` makes this machine's precompiled forms for.
+pub const NATIVE_TARGET: &str = if cfg!(target_arch = "x86_64") {
+    "x86_64-unknown-linux-gnu"
+} else {
+    "aarch64-unknown-linux-gnu"
+};
+
+/// First-party plugin `wasm` copied into `plugins/target/wasm32-wasip2/precompiled/` with its
+/// precompiled form beside it, made by this build's `airlock plugin compile` once per test
+/// process: the copy's path and the form's digest-list line (`HEX  PATH\n`).
+pub fn precompiled_form(wasm: &str) -> (PathBuf, String) {
+    static DONE: std::sync::Mutex<BTreeMap<String, String>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let built = plugin_artifacts();
+    let dir = built.parent().unwrap().join("precompiled");
+    let path = dir.join(wasm);
+    let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(line) = done.get(wasm) {
+        return (path, line.clone());
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(built.join(wasm), &path).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["plugin", "compile", path.to_str().unwrap()])
+        .args(["--target", NATIVE_TARGET])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "precompiling {wasm}:\n{}", show(&out));
+    // `plugin compile` ends with the artifact's digest-list line.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = format!("{}\n", stdout.lines().last().unwrap());
+    done.insert(wasm.to_string(), line.clone());
+    (path, line)
+}
+
 /// `path` as a TOML literal string.
 pub fn toml_path(path: &Path) -> String {
     let text = path.to_str().expect("a UTF-8 path");
@@ -503,7 +545,18 @@ impl Device {
     /// Appends `[plugins.NAME]` running the built component `wasm` (e.g. `"http_health.wasm"`),
     /// then `extra`: more keys of that table, then its sub-tables (`[plugins.NAME.config]`).
     pub fn add_plugin(&self, name: &str, wasm: &str, extra: &str) {
-        let path = plugin_artifacts().join(wasm);
+        let path = if precompiled_under_test() {
+            // The device build cannot compile: it gets the precompiled form, vouched for in
+            // the device's digest list, as an image build would leave them.
+            let (path, line) = precompiled_form(wasm);
+            let list = self.dir.join("precompiled.sha256");
+            let mut text = std::fs::read_to_string(&list).unwrap_or_default();
+            text += &line;
+            std::fs::write(&list, text).unwrap();
+            path
+        } else {
+            plugin_artifacts().join(wasm)
+        };
         self.append_config(&format!(
             "[plugins.{name}]\npath = {}\n{extra}\n",
             toml_path(&path)

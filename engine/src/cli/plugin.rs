@@ -87,7 +87,8 @@ pub enum PluginCommand {
     /// architecture into a file, which a device build of airlock loads instead of PLUGIN.
     Compile {
         plugin: PathBuf,
-        /// The device's target: x86_64-unknown-linux-gnu or aarch64-unknown-linux-gnu.
+        /// The device's target: x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, or
+        /// armv7-unknown-linux-gnueabihf (= pulley32: bytecode for wasmtime's interpreter).
         #[arg(long)]
         target: Option<String>,
         /// Where to write the artifact (default: PLUGIN.TARGET.cwasm beside PLUGIN, where the
@@ -359,7 +360,9 @@ fn compile(path: &Path, target: Option<&str>, output: Option<PathBuf>, cache: &P
     let started = Instant::now();
     let artifact = host.precompile(&bytes, target)?;
     let out = output.unwrap_or_else(|| match target {
-        Some(target) => plugin::precompiled::artifact_path(path, target),
+        Some(target) => {
+            plugin::precompiled::artifact_path(path, plugin::precompiled::compile_target(target))
+        }
         None => path.with_extension("cwasm"),
     });
     airlock::fsutil::atomic_write(&out, &artifact)

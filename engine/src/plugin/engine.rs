@@ -255,10 +255,11 @@ impl Runtime {
                 Ok(artifact)
             }
             Some(target) => {
-                let engine = Engine::new(&engine_config(Some(target))?).map_err(|e| {
+                let compiled_for = super::precompiled::compile_target(target);
+                let engine = Engine::new(&engine_config(Some(compiled_for))?).map_err(|e| {
                     PluginError::Precompile(format!(
-                        "cannot compile for {target}: {e} (this build compiles for x86_64 and \
-                         aarch64)"
+                        "cannot compile for {target}: {e}; the targets are {}",
+                        super::precompiled::TARGETS
                     ))
                 })?;
                 engine

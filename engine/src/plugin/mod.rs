@@ -283,7 +283,14 @@ impl PluginHost {
         if artifact.exists() {
             return self.load_precompiled(name, config, &artifact);
         }
+        let unreadable = |source| PluginError::Read {
+            name: name.to_string(),
+            path: config.path.clone(),
+            source,
+        };
         if !cfg!(feature = "compiler") {
+            // Neither form: the path is wrong, which is what to say.
+            std::fs::metadata(&config.path).map_err(unreadable)?;
             return Err(PluginError::NotPrecompiled {
                 name: name.to_string(),
                 target,
@@ -292,11 +299,7 @@ impl PluginHost {
                 list: self.digest_list.clone(),
             });
         }
-        let bytes = std::fs::read(&config.path).map_err(|source| PluginError::Read {
-            name: name.to_string(),
-            path: config.path.clone(),
-            source,
-        })?;
+        let bytes = std::fs::read(&config.path).map_err(unreadable)?;
         self.load_bytes(name, &bytes, config)
     }
 

@@ -38,6 +38,21 @@ pub fn native_target() -> &'static str {
     }
 }
 
+/// The targets `airlock plugin compile --target` takes, for messages.
+pub const TARGETS: &str = "x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu and \
+                           armv7-unknown-linux-gnueabihf (or pulley32)";
+
+/// What a device of target `name` runs: the same triple, but Pulley bytecode (`pulley32`) for
+/// 32-bit ARM, which Cranelift has no back end for and wasmtime runs in its interpreter.
+pub fn compile_target(name: &str) -> &str {
+    let arch = name.split('-').next().unwrap_or(name);
+    if arch == "arm" || arch.starts_with("armv7") || arch.starts_with("thumbv7") {
+        "pulley32"
+    } else {
+        name
+    }
+}
+
 /// Where the precompiled form of the component at `wasm` for `target` lies:
 /// `dir/health.wasm` → `dir/health.<target>.cwasm`.
 pub fn artifact_path(wasm: &Path, target: &str) -> PathBuf {
@@ -217,6 +232,16 @@ mod tests {
     use super::*;
 
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    #[test]
+    fn thirty_two_bit_arm_runs_pulley_bytecode() {
+        assert_eq!(compile_target("armv7-unknown-linux-gnueabihf"), "pulley32");
+        assert_eq!(compile_target("pulley32"), "pulley32");
+        assert_eq!(
+            compile_target("aarch64-unknown-linux-gnu"),
+            "aarch64-unknown-linux-gnu"
+        );
+    }
 
     #[test]
     fn artifact_sits_beside_the_component() {

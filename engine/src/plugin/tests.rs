@@ -1013,6 +1013,20 @@ fn a_precompiled_form_for_another_cpu_is_refused_by_name() {
 }
 
 #[test]
+fn thirty_two_bit_arm_gets_pulley_bytecode_which_a_64_bit_host_refuses() {
+    let f = fixture();
+    let bytes = hook("(call $proceed)");
+    let artifact = f
+        .host
+        .precompile(&bytes, Some("armv7-unknown-linux-gnueabihf"))
+        .unwrap();
+    let p = precompiled_plugin(&bytes, &artifact, true);
+    let e = load_precompiled(&p).unwrap_err();
+    assert!(matches!(e, PluginError::IncompatibleArtifact { .. }), "{e}");
+    assert!(e.to_string().contains("'pulley32'"), "{e}");
+}
+
+#[test]
 fn a_precompiled_form_for_other_engine_settings_is_refused() {
     let bytes = hook("(call $proceed)");
     // The same wasmtime and CPU, but without epoch interruption (so no timeouts).
