@@ -9,7 +9,7 @@
 # FULL_AIRLOCK precompiles the hook (as an image build would); both binaries then load the same
 # precompiled form, so the figures compare the builds, not a compile.
 set -euo pipefail
-full=$1 device=$2 out=$3
+full=$1 device=$2 out=$(realpath -m "$3")
 runs=${RUNS:-11}
 root=$(cd "$(dirname "$0")/.." && pwd)
 host=$(rustc -vV | sed -n 's/^host: //p')
