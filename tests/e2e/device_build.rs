@@ -12,8 +12,6 @@ use airlock_testkit::FaultServer;
 
 use crate::support::*;
 
-const NATIVE: &str = NATIVE_TARGET;
-
 /// True when the binary under test is the device build (it says so in `--version`).
 fn device_build() -> bool {
     let out = airlock().arg("--version").output().unwrap();
@@ -41,7 +39,7 @@ fn precompile(dev: &Device, name: &str, wasm: &str, target: &str) -> (PathBuf, P
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.wasm"));
     std::fs::copy(plugin_artifacts().join(wasm), &path).unwrap();
-    let artifact = dir.join(format!("{name}.{NATIVE}.cwasm"));
+    let artifact = dir.join(format!("{name}.{NATIVE_TARGET}.cwasm"));
     full_build(&[
         "plugin",
         "compile",
@@ -70,7 +68,7 @@ fn vouch(dev: &Device, artifacts: &[&Path]) -> PathBuf {
 fn device_with_precompiled_check(ws: &Workspace, server: &FaultServer) -> (Device, PathBuf) {
     let dev = ws.device("dev", "2MiB");
     let _ = std::fs::remove_file(dev.dir.join("precompiled.sha256"));
-    let (wasm, artifact) = precompile(&dev, "health", "http_health.wasm", NATIVE);
+    let (wasm, artifact) = precompile(&dev, "health", "http_health.wasm", NATIVE_TARGET);
     let url = server.url("/health");
     dev.append_config(&format!(
         "[plugins.health]\npath = {}\ntimeout = \"5s\"\nhttp = [\"{url}\"]\n\
@@ -109,7 +107,7 @@ fn the_device_build_says_so_and_cannot_compile() {
         "compile",
         wasm.to_str().unwrap(),
         "--target",
-        NATIVE,
+        NATIVE_TARGET,
     ]);
     assert!(
         e.contains("device build") && e.contains("without a Wasm compiler"),
@@ -184,7 +182,7 @@ fn precompiled_forms_nothing_vouches_for_are_refused_before_anything_is_written(
     expect_refused(&ws, &dev, "changed after its digest was listed");
 
     // A list others can write vouches for nothing.
-    precompile(&dev, "health", "http_health.wasm", NATIVE);
+    precompile(&dev, "health", "http_health.wasm", NATIVE_TARGET);
     vouch(&dev, &[&artifact]);
     std::fs::set_permissions(&list, std::fs::Permissions::from_mode(0o666)).unwrap();
     expect_refused(&ws, &dev, "writable by other users");
@@ -200,7 +198,7 @@ fn a_precompiled_form_for_another_cpu_is_refused_by_name() {
     let ws = Workspace::new();
     let server = FaultServer::start().unwrap();
     let (dev, _) = device_with_precompiled_check(&ws, &server);
-    let other = if NATIVE.starts_with("x86_64") {
+    let other = if NATIVE_TARGET.starts_with("x86_64") {
         "aarch64-unknown-linux-gnu"
     } else {
         "x86_64-unknown-linux-gnu"

@@ -185,16 +185,6 @@ impl Runtime {
             tracing::debug!(plugin = name, path = %path.display(), "plugin loaded from cache");
             return Ok(component);
         }
-        self.compile_and_cache(name, bytes, &path)
-    }
-
-    #[cfg(feature = "compiler")]
-    fn compile_and_cache(
-        &self,
-        name: &str,
-        bytes: &[u8],
-        path: &Path,
-    ) -> Result<Component, PluginError> {
         let started = std::time::Instant::now();
         let artifact = self.compile(name, bytes)?;
         tracing::info!(
@@ -202,7 +192,7 @@ impl Runtime {
             elapsed = ?started.elapsed(),
             "plugin compiled"
         );
-        if let Err(e) = self.cache.store(path, &artifact) {
+        if let Err(e) = self.cache.store(&path, &artifact) {
             // A read-only or full disk costs a compilation per load, nothing more.
             tracing::warn!(
                 plugin = name,
