@@ -7,7 +7,7 @@
 //! download-enter = ["battery", "maintenance-window"]
 //! check = ["health"]
 //! installers = ["archive-installer"]
-//! bundled-plugins = false      # may a bundle bring its own installer plugins?
+//! bundled-plugins = false      # may a bundle bring its own installers and checks?
 //! retry-limit = 5              # retry-later answers honoured before the update fails
 //!
 //! [chain."acme-gateway-v1"]

@@ -6,7 +6,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use airlock_testkit::FaultServer;
 
@@ -175,10 +175,7 @@ fn precompiled_forms_nothing_vouches_for_are_refused_before_anything_is_written(
 
     // Listed, then altered.
     vouch(&dev, &[&artifact]);
-    let mut bytes = std::fs::read(&artifact).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x40;
-    std::fs::write(&artifact, &bytes).unwrap();
+    flip_middle_byte(&artifact);
     expect_refused(&ws, &dev, "changed after its digest was listed");
 
     // A list others can write vouches for nothing.
@@ -198,11 +195,7 @@ fn a_precompiled_form_for_another_cpu_is_refused_by_name() {
     let ws = Workspace::new();
     let server = FaultServer::start().unwrap();
     let (dev, _) = device_with_precompiled_check(&ws, &server);
-    let other = if NATIVE_TARGET.starts_with("x86_64") {
-        "aarch64-unknown-linux-gnu"
-    } else {
-        "x86_64-unknown-linux-gnu"
-    };
+    let other = other_cpu();
     // Made for the other CPU, but put where this device looks, and vouched for.
     let (_, artifact) = precompile(&dev, "health", "http_health.wasm", other);
     vouch(&dev, &[&artifact]);
@@ -235,4 +228,210 @@ fn a_plugin_without_a_precompiled_form_says_how_to_make_one() {
         // The full build compiles it itself.
         dev.install(&update(&ws, "1.0.0", 1));
     }
+}
+
+// ---- plugins a bundle brings, with their precompiled forms ----
+
+/// A device whose own check `health` always passes (precompiled on its image), which lets a
+/// bundle bring its own `health` (`[chain] bundled-plugins = true`) and grants it `server`'s
+/// /health.
+fn device_taking_bundled_checks(ws: &Workspace, server: &FaultServer) -> Device {
+    let dev = ws.device("dev", "2MiB");
+    let url = server.url("/health");
+    dev.add_plugin(
+        "health",
+        "always_pass.wasm",
+        &format!(
+            "timeout = \"5s\"\nhttp = [\"{url}\"]\n[plugins.health.config]\nurl = \"{url}\"\n\
+             body = \"\\\"ok\\\"\"\ntimeout = \"2s\"\n"
+        ),
+    );
+    dev.set_chain("check = [\"health\"]\nbundled-plugins = true");
+    dev
+}
+
+/// A workspace, a health endpoint that answers ok, and a device taking bundled checks from it.
+fn bundled_checks_setup() -> (Workspace, FaultServer, Device) {
+    plugin_artifacts();
+    let ws = Workspace::new();
+    let server = FaultServer::start().unwrap();
+    server.serve_bytes("/health", b"{\"status\":\"ok\"}".to_vec());
+    let dev = device_taking_bundled_checks(&ws, &server);
+    (ws, server, dev)
+}
+
+/// Changes one byte in the middle of `path`, as damage or tampering would.
+fn flip_middle_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(path, &bytes).unwrap();
+}
+
+/// A CPU target other than this machine's.
+fn other_cpu() -> &'static str {
+    if NATIVE_TARGET.starts_with("x86_64") {
+        "aarch64-unknown-linux-gnu"
+    } else {
+        "x86_64-unknown-linux-gnu"
+    }
+}
+
+/// Builds, with the full build (which compiles), a bundle that brings the http-health check
+/// as `health`, precompiled for `targets`.
+fn bundle_with_check(ws: &Workspace, version: &str, seed: u64, targets: &[&str]) -> PathBuf {
+    ws.file(&format!("v{version}.img"), &image_bytes(1 << 20, seed));
+    std::fs::copy(
+        plugin_artifacts().join("http_health.wasm"),
+        ws.path("http_health.wasm"),
+    )
+    .unwrap();
+    let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+    let spec = ws.file(
+        &format!("v{version}.toml"),
+        format!(
+            "name = \"test-os\"\nversion = \"{version}\"\ncompatible = [\"test-device\"]\n\
+             [[payload]]\nname = \"rootfs\"\nfile = \"v{version}.img\"\nslot = \"rootfs\"\n\
+             [[plugin]]\nname = \"health\"\nfile = \"http_health.wasm\"\nworld = \"check\"\n\
+             precompile = [{}]\n",
+            targets.join(", ")
+        )
+        .as_bytes(),
+    );
+    let out = ws.path(&format!("v{version}.airlock"));
+    let made = bundle_create(Path::new(env!("CARGO_BIN_EXE_airlock")), ws, &spec, &out);
+    let text = output_text(&made);
+    assert!(made.status.success(), "bundle create (full build):\n{text}");
+    for t in &targets {
+        let t = t.trim_matches('"');
+        let shown = if t.starts_with("armv7") {
+            "pulley32"
+        } else {
+            t
+        };
+        assert!(
+            text.contains(&format!("precompiled health for {shown}")),
+            "{text}"
+        );
+    }
+    out
+}
+
+/// Runs `BIN bundle create SPEC --key KEY -o OUT` with the workspace's key.
+fn bundle_create(bin: &Path, ws: &Workspace, spec: &Path, out: &Path) -> Output {
+    Command::new(bin)
+        .args(["bundle", "create"])
+        .arg(spec)
+        .arg("--key")
+        .arg(ws.key())
+        .arg("-o")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// The precompiled form of `health` the device saved from the bundle it is installing.
+fn saved_form(dev: &Device) -> PathBuf {
+    let root = dev.dir.join("data/bundled-plugins");
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "one bundle's plugins are kept: {dirs:?}");
+    dirs[0].join(format!("health.{NATIVE_TARGET}.cwasm"))
+}
+
+#[test]
+fn a_bundle_brings_a_precompiled_check_that_decides_commit_and_rollback() {
+    let (ws, server, dev) = bundled_checks_setup();
+    let targets = [
+        NATIVE_TARGET,
+        "aarch64-unknown-linux-gnu",
+        "armv7-unknown-linux-gnueabihf",
+    ];
+
+    // v1 carries forms for three CPUs; the device keeps its own, vouched for by the manifest.
+    let v1 = bundle_with_check(&ws, "1.0.0", 1, &targets);
+    let shown = ok(&["bundle", "inspect", v1.to_str().unwrap()]);
+    for t in [NATIVE_TARGET, "aarch64-unknown-linux-gnu", "pulley32"] {
+        assert!(shown.contains(&format!("precompiled for {t}")), "{shown}");
+    }
+    dev.install(&v1);
+    let form = saved_form(&dev);
+    assert!(form.exists(), "{} was not saved", form.display());
+    let journal = dev.journal().1;
+    assert_eq!(
+        journal["update"]["bundled"][0]["name"], "health",
+        "{journal}"
+    );
+    server.clear_requests();
+    let out = dev.reboot(false);
+    assert!(out.contains("passed its checks; committed"), "{out}");
+    // The device's own `health` never asks the server: the bundle's check decided.
+    assert!(
+        server.requests().iter().any(|r| r.path == "/health"),
+        "the bundled check did not run"
+    );
+    assert_eq!(dev.status()["committed"]["version"], "1.0.0");
+
+    // v2's check finds the service degraded on the trial boot: rolled back.
+    server.serve_bytes("/health", b"{\"status\":\"degraded\"}".to_vec());
+    let running = dev.slot("b");
+    dev.install(&bundle_with_check(&ws, "2.0.0", 2, &[NATIVE_TARGET]));
+    let out = dev.reboot(false);
+    assert!(out.contains("rolled back: check health failed"), "{out}");
+    let st = dev.assert_active_untouched("b", &running);
+    assert_eq!(st["committed"]["version"], "1.0.0", "{st}");
+    assert_eq!(st["last_result"]["result"], "rolled-back", "{st}");
+}
+
+#[test]
+fn a_bundled_precompiled_form_altered_on_the_device_is_refused() {
+    let (ws, _server, dev) = bundled_checks_setup();
+    let running = dev.slot("a");
+    dev.install(&bundle_with_check(&ws, "1.0.0", 1, &[NATIVE_TARGET]));
+    // Between install and the trial boot, someone changes the saved native code.
+    let form = saved_form(&dev);
+    flip_middle_byte(&form);
+    let out = dev.reboot(false);
+    assert!(out.contains("rolled back: check health failed"), "{out}");
+    assert!(
+        out.contains("changed after the signed bundle manifest listed it"),
+        "{out}"
+    );
+    let st = dev.assert_active_untouched("a", &running);
+    assert_eq!(st["last_result"]["result"], "rolled-back", "{st}");
+}
+
+#[test]
+fn a_bundle_without_a_form_for_this_cpu_is_refused_by_the_device_build() {
+    let (ws, _server, dev) = bundled_checks_setup();
+    let other = other_cpu();
+    let bundle = bundle_with_check(&ws, "1.0.0", 1, &[other]);
+    if !device_build() {
+        // The full build compiles the component the bundle brings.
+        dev.install(&bundle);
+        assert!(dev.reboot(false).contains("committed"));
+        return;
+    }
+    let factory = dev.slot("a");
+    let slot_b = dev.slot("b");
+    let out = dev.output(&["install", bundle.to_str().unwrap()]);
+    let e = expect_clean_failure(&out, "install");
+    assert!(
+        e.contains(&format!("without a precompiled form for {NATIVE_TARGET}"))
+            && e.contains(&format!("add \"{NATIVE_TARGET}\" to `precompile`")),
+        "{e}"
+    );
+    assert!(dev.slot("b") == slot_b, "slot b was written");
+    dev.assert_active_untouched("a", &factory);
+
+    // And the device build cannot make the forms itself.
+    let spec = ws.path("v1.0.0.toml");
+    let out = bundle_create(&airlock_bin(), &ws, &spec, &ws.path("x.airlock"));
+    let e = expect_clean_failure(&out, "bundle create");
+    assert!(
+        e.contains("precompiling for") && e.contains("device build"),
+        "{e}"
+    );
 }

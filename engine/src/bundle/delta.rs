@@ -52,7 +52,8 @@ pub struct PayloadSpan {
 
 impl BundleLayout {
     /// The layout of a bundle whose `manifest.sig` entry (padding included) ends at
-    /// `after_signatures`. Plugins and indexes follow in manifest order, then the payloads.
+    /// `after_signatures`. Plugins (each followed by its precompiled forms) and indexes follow in
+    /// manifest order, then the payloads.
     pub fn new(manifest: &Manifest, after_signatures: u64) -> Self {
         // Saturating: an unsigned manifest (`bundle diff`) may claim any size; such a bundle
         // is refused when its entries are read, and the layout must not overflow before that.
@@ -60,6 +61,9 @@ impl BundleLayout {
         let mut offset = after_signatures;
         for plugin in &manifest.plugins {
             offset = offset.saturating_add(entry(plugin.size));
+            for form in &plugin.precompiled {
+                offset = offset.saturating_add(entry(form.size));
+            }
         }
         for payload in &manifest.payloads {
             offset = offset.saturating_add(entry(ChunkIndex::encoded_len(payload.chunks)));

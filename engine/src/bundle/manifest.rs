@@ -15,8 +15,13 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The largest manifest a reader accepts.
 pub const MANIFEST_MAX: u64 = 1024 * 1024;
 
-/// Features a bundle may list in `requires` that this reader understands. None yet.
-const KNOWN_REQUIREMENTS: &[&str] = &[];
+/// The `requires` entry of a bundle whose plugins carry precompiled forms: their entries follow
+/// each plugin's `.wasm`, so a reader that does not know them must refuse the bundle rather
+/// than misread it.
+pub const PRECOMPILED_PLUGINS: &str = "precompiled-plugins";
+
+/// Features a bundle may list in `requires` that this reader understands.
+const KNOWN_REQUIREMENTS: &[&str] = &[PRECOMPILED_PLUGINS];
 
 /// The signed description of a bundle.
 ///
@@ -97,6 +102,37 @@ pub struct PluginInfo {
     pub sha256: Sha256Hex,
     /// The WIT world it implements (`installer`, `check`, `hook`).
     pub world: String,
+    /// Its precompiled forms, one per target, each in the entry
+    /// `plugins/<name>.<target>.cwasm` right after the `.wasm`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub precompiled: Vec<PrecompiledInfo>,
+}
+
+/// A plugin compiled ahead of time for one target (`x86_64-unknown-linux-gnu`,
+/// `aarch64-unknown-linux-gnu`, or `pulley32` for 32-bit ARM). Its sha256 in the signed
+/// manifest is what lets a device load it: the artifact is native code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrecompiledInfo {
+    pub target: String,
+    pub size: u64,
+    pub sha256: Sha256Hex,
+}
+
+impl PluginInfo {
+    /// The tar entry of the component.
+    pub fn entry(&self) -> String {
+        format!("plugins/{}.wasm", self.name)
+    }
+
+    /// The tar entry of its precompiled form for `target`.
+    pub fn precompiled_entry(&self, target: &str) -> String {
+        format!("plugins/{}.{target}.cwasm", self.name)
+    }
+
+    /// Its precompiled form for `target`, if the bundle carries one.
+    pub fn precompiled_for(&self, target: &str) -> Option<&PrecompiledInfo> {
+        self.precompiled.iter().find(|p| p.target == target)
+    }
 }
 
 /// A sha256 digest, written as 64 lowercase hex digits.
@@ -216,6 +252,7 @@ impl Manifest {
                     p.name
                 )));
             }
+            check_precompiled(p, &self.requires)?;
         }
         Ok(())
     }
@@ -236,6 +273,31 @@ impl Manifest {
 /// Slot class names share the rules of payload names: they become file names.
 pub fn check_slot_class(name: &str) -> Result<(), BundleError> {
     check_name("slot class", name)
+}
+
+/// Precompiled forms: one per target, named safely, and announced in `requires` so that an
+/// older reader refuses the bundle instead of tripping over entries it does not expect.
+fn check_precompiled(p: &PluginInfo, requires: &[String]) -> Result<(), BundleError> {
+    if p.precompiled.is_empty() {
+        return Ok(());
+    }
+    if !requires.iter().any(|r| r == PRECOMPILED_PLUGINS) {
+        return Err(BundleError::invalid(format!(
+            "plugin {:?} has precompiled forms but `requires` does not list {PRECOMPILED_PLUGINS:?}",
+            p.name
+        )));
+    }
+    let mut targets = BTreeSet::new();
+    for form in &p.precompiled {
+        check_name("precompiled target", &form.target)?;
+        if !targets.insert(form.target.as_str()) {
+            return Err(BundleError::invalid(format!(
+                "plugin {:?} has two precompiled forms for {}",
+                p.name, form.target
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Chunk counts and sizes must be consistent with the chunker's bounds, so that no later

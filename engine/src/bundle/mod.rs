@@ -8,7 +8,8 @@
 //! |---|---------------------------|----------------------------------------------------------|
 //! | 1 | `manifest.json`           | the [`Manifest`], UTF-8 JSON, at most 1 MiB              |
 //! | 2 | `manifest.sig`            | the [`SignatureFile`], JSON, at most 64 KiB              |
-//! | 3 | `plugins/<name>.wasm`     | one per manifest plugin, in manifest order               |
+//! | 3 | `plugins/<name>.wasm`     | one per manifest plugin, in manifest order, each followed |
+//! |   | `plugins/<name>.<target>.cwasm` | by its precompiled forms, in manifest order        |
 //! | 4 | `payloads/<name>.idx`     | one [`ChunkIndex`] per payload, in manifest order        |
 //! | 5 | `payloads/<name>`         | one per payload, in manifest order: its stored chunks    |
 //!
@@ -37,7 +38,8 @@
 //! `format` in the manifest is the format version (currently 1); a reader refuses a newer one.
 //! Fields a reader does not know are ignored, so they may only add information an older reader
 //! can safely skip. An addition an older reader must not skip is named in the manifest's
-//! `requires` list, and a reader refuses a bundle that requires anything it does not know.
+//! `requires` list, and a reader refuses a bundle that requires anything it does not know:
+//! `precompiled-plugins` marks a bundle whose plugins carry precompiled forms.
 
 mod check;
 mod chunk;
@@ -60,12 +62,12 @@ pub use delta::{
 pub use error::BundleError;
 pub use index::{ChunkEntry, ChunkIndex};
 pub use manifest::{
-    Compression, FORMAT_VERSION, Manifest, PayloadInfo, PluginInfo, Sha256Hex, Target,
-    check_slot_class,
+    Compression, FORMAT_VERSION, Manifest, PRECOMPILED_PLUGINS, PayloadInfo, PluginInfo,
+    PrecompiledInfo, Sha256Hex, Target, check_slot_class,
 };
 pub use reader::{BundleReader, PLUGIN_MAX, VerifiedChunk, decode_chunk};
 pub use signature::{SignatureEntry, SignatureFile};
-pub use spec::{BundleSpec, PayloadSpec, PluginSpec};
+pub use spec::{BundleSpec, PayloadSpec, PluginSpec, PrecompiledFile};
 pub use tarstream::BundleInput;
 pub use writer::{CreateOptions, create_bundle, sign_bundle};
 

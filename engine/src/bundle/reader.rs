@@ -7,7 +7,9 @@ use sha2::{Digest, Sha256};
 use super::chunk::ChunkDecoder;
 use super::delta::BundleLayout;
 use super::index::ChunkIndex;
-use super::manifest::{MANIFEST_MAX, Manifest, PluginInfo};
+use std::io::{self, Write};
+
+use super::manifest::{MANIFEST_MAX, Manifest, PluginInfo, PrecompiledInfo};
 use super::signature::{SIGNATURE_FILE_MAX, SignatureFile};
 use super::tarstream::{BLOCK, BundleInput, EntryHeader, TarStream};
 use super::{BundleError, ChunkEntry};
@@ -31,6 +33,11 @@ pub struct VerifiedChunk<'a> {
 enum Position {
     /// Before plugin `n`.
     Plugin(usize),
+    /// After plugin `plugin`'s component, before its precompiled form `form`.
+    Precompiled {
+        plugin: usize,
+        form: usize,
+    },
     /// Before index `n`.
     Index(usize),
     /// Before the header of payload `n`.
@@ -133,8 +140,10 @@ impl<R: BundleInput> BundleReader<R> {
         self.tar.position()
     }
 
-    /// Reads the next bundled plugin, verified against the manifest; `None` after the last.
+    /// Reads the next bundled plugin's component, verified against the manifest (checking and
+    /// skipping the precompiled forms of the one before); `None` after the last.
     pub fn next_plugin(&mut self) -> Result<Option<(PluginInfo, Vec<u8>)>, BundleError> {
+        self.read_precompiled("", &mut io::sink())?;
         let Position::Plugin(n) = self.at else {
             return Ok(None);
         };
@@ -142,7 +151,7 @@ impl<R: BundleInput> BundleReader<R> {
             self.at = Position::Index(0);
             return Ok(None);
         };
-        let name = format!("plugins/{}.wasm", info.name);
+        let name = info.entry();
         let entry = expect_entry(&mut self.tar, &name, PLUGIN_MAX)?;
         if entry.size != info.size {
             return Err(BundleError::HashMismatch { entry: name });
@@ -151,8 +160,49 @@ impl<R: BundleInput> BundleReader<R> {
         if Sha256::digest(&bytes).as_slice() != info.sha256.0 {
             return Err(BundleError::HashMismatch { entry: name });
         }
-        self.at = Position::Plugin(n + 1);
+        self.at = Position::Precompiled { plugin: n, form: 0 };
         Ok(Some((info, bytes)))
+    }
+
+    /// Reads the precompiled forms of the plugin [`Self::next_plugin`] returned last: the one
+    /// for `target` is written to `out`, the others are checked and dropped. Returns what the
+    /// manifest says of the form written, or `None` when the plugin has none for `target`.
+    /// An error means `out` holds bytes that must not be used: write to a temporary file.
+    pub fn read_precompiled(
+        &mut self,
+        target: &str,
+        out: &mut dyn Write,
+    ) -> Result<Option<PrecompiledInfo>, BundleError> {
+        let mut kept = None;
+        while let Position::Precompiled { plugin, form } = self.at {
+            let info = &self.manifest.plugins[plugin];
+            let Some(precompiled) = info.precompiled.get(form).cloned() else {
+                self.at = Position::Plugin(plugin + 1);
+                break;
+            };
+            let name = info.precompiled_entry(&precompiled.target);
+            let entry = expect_entry(&mut self.tar, &name, PLUGIN_MAX)?;
+            if entry.size != precompiled.size {
+                return Err(BundleError::HashMismatch { entry: name });
+            }
+            let keep = precompiled.target == target;
+            let digest = if keep {
+                self.tar.copy_entry(&entry, out)?
+            } else {
+                self.tar.copy_entry(&entry, &mut io::sink())?
+            };
+            if digest != precompiled.sha256.0 {
+                return Err(BundleError::HashMismatch { entry: name });
+            }
+            if keep {
+                kept = Some(precompiled);
+            }
+            self.at = Position::Precompiled {
+                plugin,
+                form: form + 1,
+            };
+        }
+        Ok(kept)
     }
 
     /// Reads (skipping any plugins not yet read) and verifies every chunk index. After this,

@@ -16,7 +16,12 @@
 //! name = "health"
 //! file = "plugins/health.wasm"
 //! world = "check"
+//! precompile = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"]   # optional
 //! ```
+//!
+//! `precompile` lists the targets to ship precompiled forms for (`armv7-unknown-linux-gnueabihf`
+//! or `pulley32` for 32-bit ARM): a device build runs only those. `airlock bundle create`
+//! compiles them, so it must be the full build.
 
 use std::path::{Path, PathBuf};
 
@@ -60,6 +65,21 @@ pub struct PluginSpec {
     pub name: String,
     pub file: PathBuf,
     pub world: String,
+    /// Targets to ship precompiled forms for.
+    #[serde(default)]
+    pub precompile: Vec<String>,
+    /// The forms made for `precompile`, filled in by whoever compiles them before
+    /// [`crate::bundle::create_bundle`].
+    #[serde(skip)]
+    pub precompiled: Vec<PrecompiledFile>,
+}
+
+/// A precompiled form of a plugin, ready to go into a bundle.
+#[derive(Debug, Clone)]
+pub struct PrecompiledFile {
+    /// The target it runs on, as devices name it (`x86_64-unknown-linux-gnu`, `pulley32`, …).
+    pub target: String,
+    pub file: PathBuf,
 }
 
 impl BundleSpec {

@@ -5,7 +5,9 @@
 //! files with short ustar names and nothing else.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use sha2::{Digest, Sha256};
 
 use super::BundleError;
 
@@ -184,6 +186,38 @@ impl<R: BundleInput> TarStream<R> {
         }
         self.read_padding(entry)?;
         Ok(data)
+    }
+
+    /// Streams an entry's data into `out` (an `io::sink()` to check and drop it) and skips its
+    /// padding; returns the sha256 of the data, for the caller to compare before it uses `out`.
+    pub fn copy_entry(
+        &mut self,
+        entry: &EntryHeader,
+        out: &mut dyn Write,
+    ) -> Result<[u8; 32], BundleError> {
+        let offset = self.pos;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut left = entry.size;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let got = read_full(&mut self.input, &mut buf[..want]).map_err(|e| {
+                BundleError::io(format!("reading {} at byte {}", entry.name, self.pos), e)
+            })?;
+            self.pos += got as u64;
+            if got < want {
+                return Err(BundleError::Truncated {
+                    expected: format!("{} bytes of {}", entry.size, entry.name),
+                    offset,
+                });
+            }
+            hasher.update(&buf[..got]);
+            out.write_all(&buf[..got])
+                .map_err(|e| BundleError::io(format!("saving {}", entry.name), e))?;
+            left -= got as u64;
+        }
+        self.read_padding(entry)?;
+        Ok(hasher.finalize().into())
     }
 
     /// Reads the zero padding after an entry's data. Checked, not skipped, so that no byte of

@@ -78,8 +78,17 @@ impl Fixture {
     }
 
     fn build(&self, keys: &[SigningKey], options: &CreateOptions) -> (PathBuf, Manifest) {
+        self.build_spec(&self.spec(), keys, options)
+    }
+
+    fn build_spec(
+        &self,
+        spec: &BundleSpec,
+        keys: &[SigningKey],
+        options: &CreateOptions,
+    ) -> (PathBuf, Manifest) {
         let out = self.dir.path().join("update.airlock");
-        let manifest = create_bundle(&self.spec(), keys, &out, options, &mut |_| {}).unwrap();
+        let manifest = create_bundle(spec, keys, &out, options, &mut |_| {}).unwrap();
         (out, manifest)
     }
 }
@@ -575,14 +584,14 @@ fn spec_errors_name_the_file_and_key() {
 fn layout_from_the_manifest_matches_where_the_reader_finds_each_entry() {
     let fx = Fixture::new(&[("rootfs", 1_500_000), ("app", 70_000)]);
     let mut spec = fx.spec();
-    // A bundled plugin of an odd size, so that its padding counts.
-    let plugin = fx.dir.path().join("health.wasm");
-    std::fs::write(&plugin, vec![7u8; 1001]).unwrap();
-    spec.plugins.push(PluginSpec {
-        name: "health".into(),
-        file: plugin,
-        world: "check".into(),
-    });
+    // Bundled plugins and a precompiled form of odd sizes, so that their padding counts.
+    spec.plugins.push(plugin_spec(
+        &fx,
+        "health",
+        1001,
+        &[("x86_64-unknown-linux-gnu", 3001)],
+    ));
+    spec.plugins.push(plugin_spec(&fx, "other", 513, &[]));
     let out = fx.dir.path().join("layout.airlock");
     create_bundle(
         &spec,
@@ -606,4 +615,142 @@ fn layout_from_the_manifest_matches_where_the_reader_finds_each_entry() {
     }
     reader.finish().unwrap();
     assert_eq!(layout.end, bytes.len() as u64);
+}
+
+/// A bundled plugin of `size` bytes with precompiled forms `(target, size)`, as files.
+fn plugin_spec(fx: &Fixture, name: &str, size: usize, forms: &[(&str, usize)]) -> PluginSpec {
+    let file = fx.dir.path().join(format!("{name}.wasm"));
+    std::fs::write(&file, vec![7u8; size]).unwrap();
+    let precompiled = forms
+        .iter()
+        .enumerate()
+        .map(|(i, (target, size))| {
+            let file = fx.dir.path().join(format!("{name}.{target}.cwasm"));
+            std::fs::write(&file, vec![i as u8 + 1; *size]).unwrap();
+            PrecompiledFile {
+                target: target.to_string(),
+                file,
+            }
+        })
+        .collect();
+    PluginSpec {
+        name: name.into(),
+        file,
+        world: "check".into(),
+        precompile: forms.iter().map(|(t, _)| t.to_string()).collect(),
+        precompiled,
+    }
+}
+
+#[test]
+fn precompiled_forms_travel_with_their_plugin_and_are_checked() {
+    let fx = Fixture::new(&[("rootfs", 100_000)]);
+    let mut spec = fx.spec();
+    let targets = [("x86_64-unknown-linux-gnu", 70_000), ("pulley32", 1234)];
+    spec.plugins.push(plugin_spec(&fx, "health", 999, &targets));
+    spec.plugins.push(plugin_spec(&fx, "plain", 10, &[]));
+    let (out, manifest) = fx.build_spec(&spec, &[key(1)], &CreateOptions::default());
+    assert_eq!(manifest.requires, vec![PRECOMPILED_PLUGINS.to_string()]);
+    let forms = &manifest.plugins[0].precompiled;
+    assert_eq!(forms.len(), 2);
+    assert_eq!(forms[1].target, "pulley32");
+    assert_eq!(forms[1].size, 1234);
+    let bytes = std::fs::read(&out).unwrap();
+    let names: Vec<String> = entries_of(&bytes).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names[2..6],
+        [
+            "plugins/health.wasm",
+            "plugins/health.x86_64-unknown-linux-gnu.cwasm",
+            "plugins/health.pulley32.cwasm",
+            "plugins/plain.wasm"
+        ]
+    );
+
+    // The device keeps the form for its CPU and gets the others checked and dropped.
+    let trust = policy(&[&key(1)], 1);
+    let mut reader = BundleReader::open(Cursor::new(&bytes[..]), &trust).unwrap();
+    let (info, wasm) = reader.next_plugin().unwrap().unwrap();
+    assert_eq!((info.name.as_str(), wasm.len()), ("health", 999));
+    let mut kept = Vec::new();
+    let form = reader
+        .read_precompiled("pulley32", &mut kept)
+        .unwrap()
+        .unwrap();
+    assert_eq!(form.target, "pulley32");
+    assert_eq!(kept, vec![2u8; 1234]);
+    let (info, _) = reader.next_plugin().unwrap().unwrap();
+    assert_eq!(info.name, "plain");
+    assert!(
+        reader
+            .read_precompiled("pulley32", &mut Vec::new())
+            .unwrap()
+            .is_none()
+    );
+    assert!(reader.next_plugin().unwrap().is_none());
+    check::verify(Cursor::new(&bytes[..]), &trust, &mut |_| {}).unwrap();
+
+    // A changed byte in a form no device here keeps is still found.
+    let (name, _, range) = regions(&bytes)
+        .into_iter()
+        .find(|(n, ..)| n.ends_with("x86_64-unknown-linux-gnu.cwasm"))
+        .unwrap();
+    let mut bad = bytes.clone();
+    bad[range.start + 5000] ^= 1;
+    let e = check::verify(Cursor::new(&bad[..]), &trust, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&name), "{e}");
+    let mut reader = BundleReader::open(Cursor::new(&bad[..]), &trust).unwrap();
+    reader.next_plugin().unwrap();
+    let e = reader
+        .read_precompiled("pulley32", &mut Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&name), "{e}");
+}
+
+#[test]
+fn precompiled_forms_must_be_announced_and_unique() {
+    let fx = Fixture::new(&[("rootfs", 10_000)]);
+    let mut spec = fx.spec();
+    spec.plugins
+        .push(plugin_spec(&fx, "health", 99, &[("pulley32", 10)]));
+    let (_, manifest) = fx.build_spec(&spec, &[key(1)], &CreateOptions::default());
+
+    let mut unannounced = manifest.clone();
+    unannounced.requires.clear();
+    let e = Manifest::parse(&unannounced.to_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("precompiled-plugins"), "{e}");
+
+    let mut twice = manifest.clone();
+    let form = twice.plugins[0].precompiled[0].clone();
+    twice.plugins[0].precompiled.push(form);
+    let e = Manifest::parse(&twice.to_bytes()).unwrap_err().to_string();
+    assert!(e.contains("two precompiled forms for pulley32"), "{e}");
+
+    let mut escaping = manifest;
+    escaping.plugins[0].precompiled[0].target = "../../etc".into();
+    let e = Manifest::parse(&escaping.to_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not allowed"), "{e}");
+
+    // Forms asked for but never made: the writer says who makes them.
+    let mut spec = fx.spec();
+    let mut plugin = plugin_spec(&fx, "health", 99, &[("pulley32", 10)]);
+    plugin.precompiled.clear();
+    spec.plugins.push(plugin);
+    let e = create_bundle(
+        &spec,
+        &[key(1)],
+        &fx.dir.path().join("x.airlock"),
+        &CreateOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("asks for precompiled forms (pulley32)"), "{e}");
 }

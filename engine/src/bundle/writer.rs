@@ -13,7 +13,10 @@ use tempfile::NamedTempFile;
 use super::BundleError;
 use super::chunk::{CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, ChunkEncoder};
 use super::index::{ChunkEntry, ChunkIndex};
-use super::manifest::{Compression, FORMAT_VERSION, Manifest, PayloadInfo, PluginInfo, Sha256Hex};
+use super::manifest::{
+    Compression, FORMAT_VERSION, Manifest, PRECOMPILED_PLUGINS, PayloadInfo, PluginInfo,
+    PrecompiledInfo, Sha256Hex,
+};
 use super::reader::{BundleReader, PLUGIN_MAX};
 use super::signature::SignatureFile;
 use super::spec::{BundleSpec, PayloadSpec};
@@ -79,12 +82,22 @@ pub fn create_bundle(
     }
     let mut plugins = Vec::new();
     for p in &spec.plugins {
-        let (size, sha256) = hash_file(&p.file)?;
-        if size > PLUGIN_MAX {
-            return Err(BundleError::EntryTooLarge {
-                entry: p.file.display().to_string(),
+        if !p.precompile.is_empty() && p.precompiled.is_empty() {
+            return Err(BundleError::invalid(format!(
+                "plugin {:?} asks for precompiled forms ({}) but none were made; `airlock bundle \
+                 create` of the full build makes them",
+                p.name,
+                p.precompile.join(", ")
+            )));
+        }
+        let (size, sha256) = hash_plugin_file(&p.file)?;
+        let mut precompiled = Vec::new();
+        for form in &p.precompiled {
+            let (size, sha256) = hash_plugin_file(&form.file)?;
+            precompiled.push(PrecompiledInfo {
+                target: form.target.clone(),
                 size,
-                limit: PLUGIN_MAX,
+                sha256,
             });
         }
         plugins.push(PluginInfo {
@@ -92,12 +105,18 @@ pub fn create_bundle(
             size,
             sha256,
             world: p.world.clone(),
+            precompiled,
         });
     }
+    let requires = if plugins.iter().any(|p| !p.precompiled.is_empty()) {
+        vec![PRECOMPILED_PLUGINS.to_string()]
+    } else {
+        Vec::new()
+    };
     let created = humantime::format_rfc3339_seconds(options.created).to_string();
     let manifest = Manifest {
         format: FORMAT_VERSION,
-        requires: Vec::new(),
+        requires,
         name: spec.name.clone(),
         version: spec.version.clone(),
         description: spec.description.clone(),
@@ -121,10 +140,17 @@ pub fn create_bundle(
     write_entry(&mut tar, "manifest.json", mtime, &manifest_bytes).map_err(write_err)?;
     write_entry(&mut tar, "manifest.sig", mtime, &signatures.to_bytes()).map_err(write_err)?;
     for (spec, info) in spec.plugins.iter().zip(&manifest.plugins) {
-        let mut file = File::open(&spec.file)
-            .map_err(|e| BundleError::io(format!("reading {}", spec.file.display()), e))?;
-        let name = format!("plugins/{}.wasm", info.name);
-        copy_entry(&mut tar, &name, mtime, info.size, &mut file).map_err(write_err)?;
+        let files = std::iter::once((info.entry(), &spec.file, info.size)).chain(
+            spec.precompiled
+                .iter()
+                .zip(&info.precompiled)
+                .map(|(file, form)| (info.precompiled_entry(&form.target), &file.file, form.size)),
+        );
+        for (name, path, size) in files {
+            let mut file = File::open(path)
+                .map_err(|e| BundleError::io(format!("reading {}", path.display()), e))?;
+            copy_entry(&mut tar, &name, mtime, size, &mut file).map_err(write_err)?;
+        }
     }
     for b in &payloads {
         let idx = b.index.encode();
@@ -354,6 +380,19 @@ fn persist(tmp: NamedTempFile, out: &Path) -> Result<(), BundleError> {
     tmp.as_file().sync_all().map_err(write_err)?;
     tmp.persist(out).map_err(|e| write_err(e.error))?;
     fsutil::sync_dir(fsutil::parent_dir(out)).map_err(write_err)
+}
+
+/// Size and sha256 of a plugin file (a component or a precompiled form), within [`PLUGIN_MAX`].
+fn hash_plugin_file(path: &Path) -> Result<(u64, Sha256Hex), BundleError> {
+    let (size, sha256) = hash_file(path)?;
+    if size > PLUGIN_MAX {
+        return Err(BundleError::EntryTooLarge {
+            entry: path.display().to_string(),
+            size,
+            limit: PLUGIN_MAX,
+        });
+    }
+    Ok((size, sha256))
 }
 
 fn hash_file(path: &Path) -> Result<(u64, Sha256Hex), BundleError> {

@@ -2,8 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use airlock::bundle::{self, BundleReader, BundleSpec, CreateOptions, Manifest, Target};
+use std::time::Instant;
+
+use airlock::bundle::{
+    self, BundleReader, BundleSpec, CreateOptions, Manifest, PrecompiledFile, Target,
+};
 use airlock::keys;
+use airlock::plugin::{PluginHost, precompiled};
 use airlock::trust::TrustPolicy;
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -161,7 +166,10 @@ fn create(
     level: i32,
     no_compress: bool,
 ) -> Result<()> {
-    let spec = BundleSpec::load(spec_path)?;
+    let mut spec = BundleSpec::load(spec_path)?;
+    let forms = tempfile::tempdir_in(airlock::fsutil::parent_dir(output))
+        .context("cannot create a temporary folder beside the output")?;
+    precompile_plugins(&mut spec, forms.path())?;
     let signing_keys = key_paths
         .iter()
         .map(|p| keys::load_signing_key(p))
@@ -194,6 +202,42 @@ fn create(
         manifest.version
     );
     print_payloads(&manifest);
+    Ok(())
+}
+
+/// Compiles each bundled plugin for the targets its `precompile` lists, into `dir`.
+fn precompile_plugins(spec: &mut BundleSpec, dir: &Path) -> Result<()> {
+    if spec.plugins.iter().all(|p| p.precompile.is_empty()) {
+        return Ok(());
+    }
+    let host = PluginHost::new(&dir.join("cache"))?;
+    for p in &mut spec.plugins {
+        if p.precompile.is_empty() {
+            continue;
+        }
+        let bytes = std::fs::read(&p.file)
+            .with_context(|| format!("plugin {:?}: cannot read {}", p.name, p.file.display()))?;
+        for requested in &p.precompile {
+            let target = precompiled::compile_target(requested).to_string();
+            if p.precompiled.iter().any(|f| f.target == target) {
+                continue;
+            }
+            let started = Instant::now();
+            let artifact = host
+                .precompile(&bytes, Some(requested))
+                .with_context(|| format!("plugin {:?}: precompiling for {requested}", p.name))?;
+            let file = dir.join(format!("{}.{target}.cwasm", p.name));
+            std::fs::write(&file, &artifact)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            println!(
+                "precompiled {} for {target} in {:.1} s ({})",
+                p.name,
+                started.elapsed().as_secs_f64(),
+                HumanBytes(artifact.len() as u64)
+            );
+            p.precompiled.push(PrecompiledFile { target, file });
+        }
+    }
     Ok(())
 }
 
@@ -256,6 +300,14 @@ fn inspect(path: &Path, json: bool) -> Result<()> {
                 HumanBytes(p.size).to_string(),
                 p.sha256
             );
+            for form in &p.precompiled {
+                println!(
+                    "    precompiled for {:<26} {:>10}  sha256 {}",
+                    form.target,
+                    HumanBytes(form.size).to_string(),
+                    form.sha256
+                );
+            }
         }
     }
     Ok(())

@@ -135,6 +135,7 @@ mod tests {
             ending: None,
             download: None,
             credentials: false,
+            bundled: Vec::new(),
         }
     }
 

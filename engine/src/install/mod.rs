@@ -27,16 +27,19 @@ use tracing::{info, warn};
 pub use error::InstallError;
 pub use plugins::HookOutcome;
 use plugins::PluginRunner;
+pub use record::BundledPlugin;
 use record::{
     DeviceState, DirectorySwitch, DownloadStats, Ending, Outcome, PendingEnding, Phase, Release,
     Retry, SlotContent, Update, now,
 };
 
 use crate::boot::{self, BootBackend, Slot};
-use crate::bundle::{BundleInput, BundleReader, FIRST_REQUEST, Manifest, Sha256Hex, Target};
+use crate::bundle::{
+    BundleInput, BundleReader, FIRST_REQUEST, Manifest, PluginInfo, Sha256Hex, Target,
+};
 use crate::config::{Config, SlotConfig};
 use crate::fsutil::FileLock;
-use crate::plugin::Stage;
+use crate::plugin::{self, Stage};
 use crate::slot::{DirectorySlot, RawSlot};
 use crate::source::{self, ByteSource, HttpExtras, HttpOptions};
 use crate::state::Journal;
@@ -126,8 +129,11 @@ impl Device {
     pub fn open_read_only(config: Config) -> Result<Self, InstallError> {
         let boot = boot::open(&config.boot)?;
         let mut journal = Journal::open(&config.state_dir())?;
-        let state = journal.load()?.unwrap_or_default();
-        let plugins = PluginRunner::new(&config);
+        let state: DeviceState = journal.load()?.unwrap_or_default();
+        let mut plugins = PluginRunner::new(&config);
+        for p in state.update.iter().flat_map(|u| &u.bundled) {
+            plugins.use_bundled(p);
+        }
         Ok(Self {
             config,
             boot,
@@ -220,7 +226,7 @@ impl Device {
         info!(bundle = %manifest.name, version = %manifest.version, signers = ?reader.signers(), "bundle signature verified");
         self.check_policy(&manifest)?;
         let target = booted.other();
-        self.take_bundled_plugins(&mut reader)?;
+        let bundled = self.take_bundled_plugins(&mut reader, &manifest_sha256)?;
         // The whole head (every chunk index) is verified before the update is recorded, so a
         // corrupt head is a clean refusal that touches nothing.
         reader.read_indexes()?;
@@ -333,6 +339,7 @@ impl Device {
             ending: None,
             download: None,
             credentials: !extras.headers.is_empty() || extras.identity.is_some(),
+            bundled,
         };
         // The record of the target slot goes in the same write that starts the update: from now
         // on it holds whatever the update has written so far, and the journal says so.
@@ -902,43 +909,128 @@ impl Device {
         Ok(())
     }
 
-    /// Saves the installer plugins a bundle brings, when the chain allows bundled plugins and
-    /// one of the bundle's payloads names them. Verified against the signed manifest already.
+    /// Saves the plugins a bundle brings for this update, when the chain allows bundled plugins:
+    /// installers one of its payloads names, and checks the chain runs. Each is verified against
+    /// the signed manifest already; so is the precompiled form for this device's CPU, saved
+    /// beside it, which that digest alone vouches for. A device build, which cannot compile,
+    /// refuses a bundle that has no precompiled form for it before anything is saved.
     fn take_bundled_plugins<R: BundleInput>(
         &mut self,
         reader: &mut BundleReader<R>,
-    ) -> Result<(), InstallError> {
-        let wanted: Vec<String> = reader
-            .manifest()
-            .payloads
+        manifest_sha256: &Sha256Hex,
+    ) -> Result<Vec<BundledPlugin>, InstallError> {
+        let manifest = reader.manifest();
+        let wanted: Vec<&PluginInfo> = manifest
+            .plugins
             .iter()
-            .filter_map(|p| match &p.target {
-                Target::Installer(name) => Some(name.clone()),
-                Target::Slot(_) => None,
+            .filter(|p| {
+                let installer = manifest
+                    .payloads
+                    .iter()
+                    .any(|pl| pl.target == Target::Installer(p.name.clone()));
+                installer || self.config.chain.checks.contains(&p.name)
             })
             .collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !self.config.chain.bundled_plugins {
+            let names: Vec<&str> = wanted.iter().map(|p| p.name.as_str()).collect();
+            info!(plugins = ?names, "the bundle brings plugins but [chain] bundled-plugins is off; using the device's own");
+            return Ok(Vec::new());
+        }
+        let target = plugin::precompiled::native_target();
+        if !cfg!(feature = "compiler")
+            && let Some(p) = wanted.iter().find(|p| p.precompiled_for(target).is_none())
+        {
+            return Err(InstallError::Refused(format!(
+                "the bundle brings plugin {:?} without a precompiled form for {target}, and this \
+                 device build of airlock cannot compile it; add \"{target}\" to `precompile` \
+                 in its [[plugin]] of the bundle description and build the bundle again",
+                p.name
+            )));
+        }
+        let wanted: Vec<String> = wanted.iter().map(|p| p.name.clone()).collect();
+        let dir = self.bundled_dir(manifest_sha256);
+        let saving = |name: &str, e: &dyn std::fmt::Display| {
+            InstallError::Refused(format!(
+                "cannot save bundled plugin {name} to {}: {e}; check [device] data_dir",
+                dir.display()
+            ))
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| saving("plugins", &e))?;
+        let mut saved = Vec::new();
         while let Some((info, bytes)) = reader.next_plugin()? {
             if !wanted.contains(&info.name) {
                 continue;
             }
-            if !self.config.chain.bundled_plugins {
-                info!(plugin = %info.name, "the bundle brings a plugin but [chain] bundled-plugins is off; using the device's own");
-                continue;
-            }
-            let dir = self.config.device.data_dir.join("bundled-plugins");
             let path = dir.join(format!("{}.wasm", info.name));
-            std::fs::create_dir_all(&dir)
-                .and_then(|()| crate::fsutil::atomic_write(&path, &bytes))
-                .map_err(|e| {
-                    InstallError::Refused(format!(
-                        "cannot save bundled plugin {} to {}: {e}",
-                        info.name,
-                        path.display()
-                    ))
-                })?;
-            self.plugins.use_bundled(&info.name, path);
+            crate::fsutil::atomic_write(&path, &bytes).map_err(|e| saving(&info.name, &e))?;
+            let artifact = plugin::precompiled::artifact_path(&path, target);
+            let mut tmp =
+                tempfile::NamedTempFile::new_in(&dir).map_err(|e| saving(&info.name, &e))?;
+            let precompiled = reader.read_precompiled(target, tmp.as_file_mut())?;
+            match &precompiled {
+                Some(_) => {
+                    tmp.as_file()
+                        .sync_all()
+                        .map_err(|e| saving(&info.name, &e))?;
+                    tmp.persist(&artifact)
+                        .map_err(|e| saving(&info.name, &e.error))?;
+                }
+                None => match std::fs::remove_file(&artifact) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(saving(&info.name, &e));
+                    }
+                    _ => {}
+                },
+            }
+            crate::fsutil::sync_dir(&dir).map_err(|e| saving(&info.name, &e))?;
+            let plugin = BundledPlugin {
+                name: info.name.clone(),
+                path,
+                precompiled: precompiled.map(|p| p.sha256),
+            };
+            info!(plugin = %plugin.name, precompiled = plugin.precompiled.is_some(), "using the plugin the bundle brought");
+            self.plugins.use_bundled(&plugin);
+            saved.push(plugin);
         }
-        Ok(())
+        self.forget_bundled_except(&dir);
+        Ok(saved)
+    }
+
+    /// Where the plugins of the bundle with this manifest are saved: one folder per bundle, so
+    /// that a bundle that is refused cannot overwrite what a pending update uses.
+    fn bundled_dir(&self, manifest_sha256: &Sha256Hex) -> std::path::PathBuf {
+        let id = manifest_sha256.to_string();
+        self.config
+            .device
+            .data_dir
+            .join("bundled-plugins")
+            .join(&id[..16])
+    }
+
+    /// Removes the saved plugins of bundles other than `keep` and the pending update's.
+    fn forget_bundled_except(&self, keep: &std::path::Path) {
+        let pending = self
+            .state
+            .update
+            .as_ref()
+            .map(|u| self.bundled_dir(&u.manifest_sha256));
+        let root = self.config.device.data_dir.join("bundled-plugins");
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir()
+                && path != keep
+                && Some(&path) != pending.as_ref()
+                && let Err(e) = std::fs::remove_dir_all(&path)
+            {
+                warn!(path = %path.display(), "cannot remove old bundled plugins: {e}");
+            }
+        }
     }
 
     /// Runs the reboot-enter hooks before the device reboots into a pending update. An abort

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use tracing::{info, warn};
 
 use super::InstallError;
-use super::record::{DeviceState, Release, Update};
+use super::record::{BundledPlugin, DeviceState, Release, Update};
 use crate::chain::Chain;
 use crate::config::Config;
 use crate::plugin::{
@@ -36,6 +36,8 @@ pub(crate) struct PluginRunner {
     loaded: BTreeMap<String, Plugin>,
     /// Plugins a bundle brought, saved under the data dir (only when the chain allows it).
     bundled: BTreeMap<String, PathBuf>,
+    /// Their precompiled forms, with the sha256 the signed manifest listed for each.
+    bundled_artifacts: BTreeMap<PathBuf, String>,
 }
 
 impl PluginRunner {
@@ -53,6 +55,7 @@ impl PluginRunner {
             bundled_dir: config.device.data_dir.join("bundled-plugins"),
             loaded: BTreeMap::new(),
             bundled: BTreeMap::new(),
+            bundled_artifacts: BTreeMap::new(),
         }
     }
 
@@ -60,16 +63,31 @@ impl PluginRunner {
         &self.chain
     }
 
-    /// Uses `path` (a plugin shipped in the bundle, already verified and saved) for `name`.
-    pub fn use_bundled(&mut self, name: &str, path: PathBuf) {
-        self.loaded.remove(name);
-        self.bundled.insert(name.to_string(), path);
+    /// Uses a plugin the bundle brought (verified and saved) instead of the configured one,
+    /// and trusts its precompiled form if it has the sha256 the manifest listed.
+    pub fn use_bundled(&mut self, plugin: &BundledPlugin) {
+        self.loaded.remove(&plugin.name);
+        self.bundled
+            .insert(plugin.name.clone(), plugin.path.clone());
+        if let Some(sha256) = plugin.precompiled {
+            let artifact = plugin::precompiled::artifact_path(
+                &plugin.path,
+                plugin::precompiled::native_target(),
+            );
+            if let Some(host) = &mut self.host {
+                host.trust_bundled_artifact(artifact.clone(), sha256.to_string());
+            }
+            self.bundled_artifacts.insert(artifact, sha256.to_string());
+        }
     }
 
     fn host(&mut self) -> Result<&PluginHost, InstallError> {
         if self.host.is_none() {
             let mut host = PluginHost::new(&self.cache_dir)?;
             host.trust_digest_list(&self.digest_list)?;
+            for (artifact, sha256) in &self.bundled_artifacts {
+                host.trust_bundled_artifact(artifact.clone(), sha256.clone());
+            }
             self.host = Some(host);
         }
         self.host

@@ -128,6 +128,22 @@ pub struct Update {
     /// only the process that started the install holds: `airlock boot` leaves it to that one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub credentials: bool,
+    /// Plugins the bundle brought, saved on the device: used for this update, in every
+    /// process that works on it, instead of the configured ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bundled: Vec<BundledPlugin>,
+}
+
+/// A plugin a bundle brought, as saved on the device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundledPlugin {
+    pub name: String,
+    /// The saved component.
+    pub path: std::path::PathBuf,
+    /// The sha256 the signed manifest lists for the precompiled form saved beside it (for this
+    /// device's CPU), if the bundle carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precompiled: Option<Sha256Hex>,
 }
 
 /// An end decided for the update but not yet carried out.

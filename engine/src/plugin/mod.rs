@@ -48,6 +48,7 @@ pub use crate::chain::{Stage, World};
 pub use crate::config::{ByteSize, DEFAULT_MEMORY, DEFAULT_TIMEOUT, DirGrant, PluginConfig};
 pub use error::PluginError;
 pub use inspect::{PluginInfo, inspect};
+use precompiled::Vouchers;
 pub use precompiled::{DIGEST_LIST, DigestList};
 
 use bindings::v0_1;
@@ -237,9 +238,8 @@ pub struct PluginHost {
     rt: Runtime,
     v0_1: Linkers,
     progress: Option<ProgressSink>,
-    /// The digest list that vouches for precompiled plugins, and where it is (or would be).
-    digests: Option<DigestList>,
-    digest_list: PathBuf,
+    /// What vouches for precompiled plugins: the digest list, and bundle manifests.
+    vouchers: Vouchers,
 }
 
 impl PluginHost {
@@ -253,8 +253,10 @@ impl PluginHost {
             rt,
             v0_1,
             progress: None,
-            digests: None,
-            digest_list: PathBuf::from(DIGEST_LIST),
+            vouchers: Vouchers {
+                list_path: PathBuf::from(DIGEST_LIST),
+                ..Vouchers::default()
+            },
         })
     }
 
@@ -263,9 +265,15 @@ impl PluginHost {
     /// is loaded. Fails when the list is there but others could have written it, or it does
     /// not parse.
     pub fn trust_digest_list(&mut self, path: &Path) -> Result<(), PluginError> {
-        self.digests = DigestList::load(path)?;
-        self.digest_list = path.to_path_buf();
+        self.vouchers.list = DigestList::load(path)?;
+        self.vouchers.list_path = path.to_path_buf();
         Ok(())
+    }
+
+    /// Trusts the precompiled artifact at `path` if its sha256 is `sha256` (hex): what a
+    /// verified bundle manifest listed for a plugin the bundle brought.
+    pub fn trust_bundled_artifact(&mut self, path: PathBuf, sha256: String) {
+        self.vouchers.bundled.insert(path, sha256);
     }
 
     /// Where installers' `progress.report` calls go (besides a trace event).
@@ -296,7 +304,7 @@ impl PluginHost {
                 target,
                 wasm: config.path.clone(),
                 artifact,
-                list: self.digest_list.clone(),
+                list: self.vouchers.list_path.clone(),
             });
         }
         let bytes = std::fs::read(&config.path).map_err(unreadable)?;
@@ -327,7 +335,7 @@ impl PluginHost {
         artifact: &Path,
     ) -> Result<Plugin, PluginError> {
         let sandbox = Arc::new(Sandbox::new(name, config)?);
-        let digest = precompiled::verify(name, artifact, self.digests.as_ref(), &self.digest_list)?;
+        let digest = precompiled::verify(name, artifact, &self.vouchers)?;
         let component = self.rt.precompiled_component(name, artifact, &digest)?;
         let ty = component.component_type();
         let names = |items: &mut dyn Iterator<Item = &str>| items.map(String::from).collect();

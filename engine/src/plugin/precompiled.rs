@@ -155,28 +155,34 @@ impl DigestList {
     }
 }
 
-/// Opens the artifact at `path` for plugin `name` and checks it against `list`: it must be
-/// guarded like the list (nobody but its owner, root or us, can change it) and its sha256 must
-/// be listed. Returns its sha256.
-pub(super) fn verify(
-    name: &str,
-    path: &Path,
-    list: Option<&DigestList>,
-    list_path: &Path,
-) -> Result<String, PluginError> {
+/// What vouches for precompiled artifacts on this device.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Vouchers {
+    /// The digest list the image build wrote, and where it is (or would be).
+    pub list: Option<DigestList>,
+    pub list_path: PathBuf,
+    /// Artifacts a signed bundle manifest listed, by path: the sha256 each must have.
+    pub bundled: BTreeMap<PathBuf, String>,
+}
+
+/// Opens the artifact at `path` for plugin `name` and checks it against what vouches for it:
+/// it must be guarded like the digest list (nobody but its owner, root or us, can change it),
+/// and its sha256 must be the one the signed bundle manifest listed for it, or else be in the
+/// digest list. Returns its sha256.
+pub(super) fn verify(name: &str, path: &Path, vouchers: &Vouchers) -> Result<String, PluginError> {
     let refuse = |reason: String| PluginError::UntrustedArtifact {
         name: name.to_string(),
         path: path.to_path_buf(),
         reason,
     };
-    let Some(list) = list else {
+    let bundled = vouchers.bundled.get(path);
+    if bundled.is_none() && vouchers.list.is_none() {
+        let list_path = vouchers.list_path.display();
         return Err(refuse(format!(
-            "there is no digest list {} to vouch for it; the image build writes one with \
-             `sha256sum *.cwasm > {}`",
-            list_path.display(),
-            list_path.display()
+            "there is no digest list {list_path} to vouch for it; the image build writes one \
+             with `sha256sum *.cwasm > {list_path}`"
         )));
-    };
+    }
     let mut file = File::open(path).map_err(|e| refuse(format!("cannot open it: {e}")))?;
     check_guarded(&file, path).map_err(refuse)?;
     let mut hasher = Sha256::new();
@@ -185,14 +191,22 @@ pub(super) fn verify(
     let file_name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    match list.refusal(&file_name, &digest) {
+    let refusal = match (bundled, &vouchers.list) {
+        (Some(listed), _) if *listed == digest => None,
+        (Some(listed), _) => Some(format!(
+            "its content changed after the signed bundle manifest listed it: the manifest lists \
+             sha256 {listed}, the file has {digest}; it was altered or damaged on the device, \
+             so install the bundle again"
+        )),
+        (None, Some(list)) => list.refusal(&file_name, &digest),
+        (None, None) => None,
+    };
+    match refusal {
         None => Ok(digest),
         Some(reason) => Err(refuse(reason)),
     }
 }
 
-/// Nobody but root or the user running airlock may be able to change the opened file at
-/// `path`, nor replace it in its folder.
 fn check_guarded(file: &File, path: &Path) -> Result<(), String> {
     let meta = file
         .metadata()
