@@ -461,31 +461,35 @@ pub const NATIVE_TARGET: &str = if cfg!(target_arch = "x86_64") {
     "aarch64-unknown-linux-gnu"
 };
 
-/// First-party plugin `wasm` copied into `plugins/target/wasm32-wasip2/precompiled/` with its
-/// precompiled form beside it, made by this build's `airlock plugin compile` once per test
-/// process: the copy's path and the form's digest-list line (`HEX  PATH\n`).
-pub fn precompiled_form(wasm: &str) -> (PathBuf, String) {
-    static DONE: std::sync::Mutex<BTreeMap<String, String>> =
+/// Component `wasm` copied into a `precompiled/` folder beside it, with its precompiled form
+/// beside the copy, made by this build's `airlock plugin compile` once per test process: the
+/// copy's path and the form's digest-list line (`HEX  PATH\n`).
+pub fn precompiled_form(wasm: &Path) -> (PathBuf, String) {
+    static DONE: std::sync::Mutex<BTreeMap<PathBuf, String>> =
         std::sync::Mutex::new(BTreeMap::new());
-    let built = plugin_artifacts();
-    let dir = built.parent().unwrap().join("precompiled");
-    let path = dir.join(wasm);
+    let dir = wasm.parent().unwrap().join("precompiled");
+    let path = dir.join(wasm.file_name().unwrap());
     let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(line) = done.get(wasm) {
         return (path, line.clone());
     }
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(built.join(wasm), &path).unwrap();
+    std::fs::copy(wasm, &path).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args(["plugin", "compile", path.to_str().unwrap()])
         .args(["--target", NATIVE_TARGET])
         .output()
         .unwrap();
-    assert!(out.status.success(), "precompiling {wasm}:\n{}", show(&out));
+    assert!(
+        out.status.success(),
+        "precompiling {}:\n{}",
+        wasm.display(),
+        show(&out)
+    );
     // `plugin compile` ends with the artifact's digest-list line.
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = format!("{}\n", stdout.lines().last().unwrap());
-    done.insert(wasm.to_string(), line.clone());
+    done.insert(wasm.to_path_buf(), line.clone());
     (path, line)
 }
 
@@ -545,9 +549,14 @@ impl Device {
     /// Appends `[plugins.NAME]` running the built component `wasm` (e.g. `"http_health.wasm"`),
     /// then `extra`: more keys of that table, then its sub-tables (`[plugins.NAME.config]`).
     pub fn add_plugin(&self, name: &str, wasm: &str, extra: &str) {
+        self.add_component(name, &plugin_artifacts().join(wasm), extra);
+    }
+
+    /// Appends `[plugins.NAME]` running the component at `wasm`, then `extra`. The device
+    /// build, which cannot compile, gets its precompiled form instead, vouched for in the
+    /// device's digest list, as an image build would leave them.
+    pub fn add_component(&self, name: &str, wasm: &Path, extra: &str) {
         let path = if precompiled_under_test() {
-            // The device build cannot compile: it gets the precompiled form, vouched for in
-            // the device's digest list, as an image build would leave them.
             let (path, line) = precompiled_form(wasm);
             let list = self.dir.join("precompiled.sha256");
             let mut text = std::fs::read_to_string(&list).unwrap_or_default();
@@ -555,7 +564,7 @@ impl Device {
             std::fs::write(&list, text).unwrap();
             path
         } else {
-            plugin_artifacts().join(wasm)
+            wasm.to_path_buf()
         };
         self.append_config(&format!(
             "[plugins.{name}]\npath = {}\n{extra}\n",
