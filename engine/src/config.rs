@@ -61,6 +61,10 @@ pub struct DeviceConfig {
     /// The kernel command line naming the booted slot (`airlock.slot=`).
     #[serde(default = "default_cmdline")]
     pub cmdline: PathBuf,
+    /// A folder holding plugins' precompiled forms (`NAME.TARGET.cwasm`), looked at before the
+    /// folder of each `.wasm`.
+    #[serde(default)]
+    pub precompiled_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -210,6 +214,7 @@ impl Config {
         let mut device = raw.device;
         device.data_dir = resolve(&device.data_dir);
         device.cmdline = resolve(&device.cmdline);
+        device.precompiled_dir = device.precompiled_dir.as_deref().map(resolve);
         if device.device_type.trim().is_empty() {
             return Err(invalid(
                 "[device] type is empty; name the device type bundles are built for".into(),
@@ -353,6 +358,13 @@ path = "app"
     fn parses_and_resolves_relative_paths() {
         let c = Config::parse(GOOD, Path::new("/dev-dir/airlock.toml")).unwrap();
         assert_eq!(c.device.data_dir, Path::new("/dev-dir/data"));
+        assert_eq!(c.device.precompiled_dir, None);
+        let with_folder = GOOD.replace("data_dir", "precompiled_dir = \"cwasm\"\ndata_dir");
+        let c2 = Config::parse(&with_folder, Path::new("/dev-dir/airlock.toml")).unwrap();
+        assert_eq!(
+            c2.device.precompiled_dir.unwrap(),
+            Path::new("/dev-dir/cwasm")
+        );
         assert_eq!(
             c.trust.keys,
             vec![PathBuf::from("/dev-dir/keys/release.pub")]

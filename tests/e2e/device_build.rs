@@ -405,13 +405,36 @@ fn a_bundled_precompiled_form_altered_on_the_device_is_refused() {
 
 #[test]
 fn a_bundle_without_a_form_for_this_cpu_is_refused_by_the_device_build() {
-    let (ws, _server, dev) = bundled_checks_setup();
+    let (ws, server, dev) = bundled_checks_setup();
     let other = other_cpu();
     let bundle = bundle_with_check(&ws, "1.0.0", 1, &[other]);
     if !device_build() {
-        // The full build compiles the component the bundle brings.
+        // The full build compiles the component the bundle brings, and never takes a form of
+        // the device's own that has the same name: a decoy `health` that always passes, in
+        // the device's precompiled folder, vouched for.
+        let folder = dev.dir.join("precompiled");
+        std::fs::create_dir_all(&folder).unwrap();
+        let decoy = folder.join(format!("health.{NATIVE_TARGET}.cwasm"));
+        let pass = plugin_artifacts().join("always_pass.wasm");
+        let (pass, decoy) = (pass.to_str().unwrap(), decoy.to_str().unwrap());
+        full_build(&[
+            "plugin",
+            "compile",
+            pass,
+            "--target",
+            NATIVE_TARGET,
+            "-o",
+            decoy,
+        ]);
+        vouch(&dev, &[Path::new(decoy)]);
+        dev.edit_config(
+            "data_dir = ",
+            "precompiled_dir = \"precompiled\"\ndata_dir = ",
+        );
+        server.serve_bytes("/health", b"{\"status\":\"degraded\"}".to_vec());
         dev.install(&bundle);
-        assert!(dev.reboot(false).contains("committed"));
+        let out = dev.reboot(false);
+        assert!(out.contains("rolled back: check health failed"), "{out}");
         return;
     }
     let factory = dev.slot("a");
@@ -434,4 +457,45 @@ fn a_bundle_without_a_form_for_this_cpu_is_refused_by_the_device_build() {
         e.contains("precompiling for") && e.contains("device build"),
         "{e}"
     );
+}
+
+#[test]
+fn precompiled_forms_may_live_in_the_folder_the_config_names() {
+    plugin_artifacts();
+    let ws = Workspace::new();
+    let dev = ws.device("dev", "2MiB");
+    let image = dev.dir.join("image");
+    std::fs::create_dir_all(&image).unwrap();
+    let wasm = image.join("pass.wasm");
+    std::fs::copy(plugin_artifacts().join("always_pass.wasm"), &wasm).unwrap();
+    dev.edit_config(
+        "data_dir = ",
+        "precompiled_dir = \"precompiled\"\ndata_dir = ",
+    );
+    dev.append_config(&format!("[plugins.pass]\npath = {}\n", toml_path(&wasm)));
+    dev.set_chain("check = [\"pass\"]");
+    let folder = dev.dir.join("precompiled");
+    std::fs::create_dir_all(&folder).unwrap();
+    let artifact = folder.join(format!("pass.{NATIVE_TARGET}.cwasm"));
+
+    if device_build() {
+        // Nothing in the folder: the error says where the form belongs.
+        let e = expect_refused(&ws, &dev, "has no precompiled form for this device");
+        assert!(e.contains(&artifact.display().to_string()), "{e}");
+    }
+    full_build(&[
+        "plugin",
+        "compile",
+        wasm.to_str().unwrap(),
+        "--target",
+        NATIVE_TARGET,
+        "-o",
+        artifact.to_str().unwrap(),
+    ]);
+    vouch(&dev, &[&artifact]);
+    // The image keeps only the precompiled form, in its own folder.
+    std::fs::remove_file(&wasm).unwrap();
+    dev.install(&update(&ws, "1.0.0", 1));
+    let out = dev.reboot(false);
+    assert!(out.contains("passed its checks; committed"), "{out}");
 }

@@ -29,6 +29,8 @@ pub(crate) struct PluginRunner {
     cache_dir: PathBuf,
     /// The digest list that vouches for precompiled plugins, beside the configuration file.
     digest_list: PathBuf,
+    /// `[device] precompiled_dir`.
+    precompiled_dir: Option<PathBuf>,
     configs: BTreeMap<String, PluginConfig>,
     chain: Chain,
     /// Where plugins a bundle brought are saved, to be found again after the reboot.
@@ -50,6 +52,7 @@ impl PluginRunner {
                 .parent()
                 .unwrap_or(Path::new("."))
                 .join(plugin::DIGEST_LIST),
+            precompiled_dir: config.device.precompiled_dir.clone(),
             configs: config.plugins.clone(),
             chain: config.chain.clone(),
             bundled_dir: config.device.data_dir.join("bundled-plugins"),
@@ -85,6 +88,7 @@ impl PluginRunner {
         if self.host.is_none() {
             let mut host = PluginHost::new(&self.cache_dir)?;
             host.trust_digest_list(&self.digest_list)?;
+            host.set_precompiled_dir(self.precompiled_dir.clone());
             for (artifact, sha256) in &self.bundled_artifacts {
                 host.trust_bundled_artifact(artifact.clone(), sha256.clone());
             }
@@ -105,16 +109,25 @@ impl PluginRunner {
             .cloned()
             .unwrap_or_else(|| PluginConfig::new(PathBuf::new()));
         let saved = self.bundled_dir.join(format!("{name}.wasm"));
-        if let Some(path) = self.bundled.get(name) {
+        let bundled = if let Some(path) = self.bundled.get(name) {
             config.path = path.clone();
+            true
         } else if world == World::Installer && self.chain.bundled_plugins && saved.exists() {
             config.path = saved;
+            true
         } else if !self.configs.contains_key(name) {
             return Err(InstallError::Refused(format!(
                 "plugin {name:?} is not configured: add [plugins.{name}] with its path"
             )));
-        }
-        let plugin = self.host()?.load(name, &config)?;
+        } else {
+            false
+        };
+        let host = self.host()?;
+        let plugin = if bundled {
+            host.load_bundled(name, &config)?
+        } else {
+            host.load(name, &config)?
+        };
         plugin.expect_world(world)?;
         self.loaded.insert(name.to_string(), plugin.clone());
         Ok(plugin)

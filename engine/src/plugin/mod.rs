@@ -240,6 +240,8 @@ pub struct PluginHost {
     progress: Option<ProgressSink>,
     /// What vouches for precompiled plugins: the digest list, and bundle manifests.
     vouchers: Vouchers,
+    /// The folder the configuration names for precompiled forms, looked at first.
+    precompiled_dir: Option<PathBuf>,
 }
 
 impl PluginHost {
@@ -257,6 +259,7 @@ impl PluginHost {
                 list_path: PathBuf::from(DIGEST_LIST),
                 ..Vouchers::default()
             },
+            precompiled_dir: None,
         })
     }
 
@@ -276,18 +279,49 @@ impl PluginHost {
         self.vouchers.bundled.insert(path, sha256);
     }
 
+    /// Looks for precompiled forms in `dir` (`[device] precompiled_dir`) when there is none
+    /// beside a `.wasm`.
+    pub fn set_precompiled_dir(&mut self, dir: Option<PathBuf>) {
+        self.precompiled_dir = dir;
+    }
+
+    /// Where the precompiled form of `wasm` for `target` is: beside the `.wasm`, else in
+    /// `folder` when one is given (where an error then says to put it).
+    fn artifact_for(wasm: &Path, target: &str, folder: Option<&Path>) -> PathBuf {
+        let beside = precompiled::artifact_path(wasm, target);
+        match folder {
+            Some(dir) if !beside.exists() => dir.join(precompiled::artifact_name(wasm, target)),
+            _ => beside,
+        }
+    }
+
     /// Where installers' `progress.report` calls go (besides a trace event).
     pub fn set_progress_sink(&mut self, sink: ProgressSink) {
         self.progress = Some(sink);
     }
 
     /// Loads the plugin `config.path` (an absolute path) names: its precompiled form for this
-    /// device when one lies beside it (which must pass the digest list, see [`precompiled`]),
-    /// else the component itself, as [`PluginHost::load_bytes`]. A device build, which cannot
-    /// compile, requires the precompiled form.
+    /// device when one lies beside it or in the configured folder (which must pass the digest
+    /// list, see [`precompiled`]), else the component itself, as [`PluginHost::load_bytes`].
+    /// A device build, which cannot compile, requires the precompiled form.
     pub fn load(&self, name: &str, config: &PluginConfig) -> Result<Plugin, PluginError> {
+        self.load_from(name, config, self.precompiled_dir.as_deref())
+    }
+
+    /// Loads a plugin a bundle brought: as [`PluginHost::load`], but its precompiled form is
+    /// only ever the one saved beside it, never one of the device's own of the same name.
+    pub fn load_bundled(&self, name: &str, config: &PluginConfig) -> Result<Plugin, PluginError> {
+        self.load_from(name, config, None)
+    }
+
+    fn load_from(
+        &self,
+        name: &str,
+        config: &PluginConfig,
+        folder: Option<&Path>,
+    ) -> Result<Plugin, PluginError> {
         let target = precompiled::native_target();
-        let artifact = precompiled::artifact_path(&config.path, target);
+        let artifact = Self::artifact_for(&config.path, target, folder);
         if artifact.exists() {
             return self.load_precompiled(name, config, &artifact);
         }

@@ -56,10 +56,15 @@ pub fn compile_target(name: &str) -> &str {
 /// Where the precompiled form of the component at `wasm` for `target` lies:
 /// `dir/health.wasm` → `dir/health.<target>.cwasm`.
 pub fn artifact_path(wasm: &Path, target: &str) -> PathBuf {
+    wasm.with_file_name(artifact_name(wasm, target))
+}
+
+/// The file name of the precompiled form of `wasm` for `target`: `NAME.TARGET.cwasm`.
+pub fn artifact_name(wasm: &Path, target: &str) -> String {
     let stem = wasm
         .file_stem()
         .map_or_else(|| "plugin".into(), |s| s.to_string_lossy());
-    wasm.with_file_name(format!("{stem}.{target}.cwasm"))
+    format!("{stem}.{target}.cwasm")
 }
 
 /// The digests an image build vouched for: `precompiled.sha256`, one `HEX  FILE` line per
