@@ -39,7 +39,7 @@ mod tests;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -169,6 +169,7 @@ struct Loaded {
     pre: WorldPre,
 }
 
+#[derive(Clone)]
 enum WorldPre {
     Hook(v0_1::hook::HookPre<HostState>),
     Check(v0_1::check::CheckPre<HostState>),
@@ -202,34 +203,59 @@ impl fmt::Debug for Plugin {
     }
 }
 
-/// The linkers of one WIT version: WASI plus that version's host interfaces, per world.
+/// The linkers of one WIT version: WASI plus that version's host interfaces, per world. Each
+/// is built when a plugin of its world is first loaded: a process that runs only hooks never
+/// pays for the other two.
 struct Linkers {
-    hook: Linker<HostState>,
-    check: Linker<HostState>,
-    installer: Linker<HostState>,
+    engine: wasmtime::Engine,
+    hook: OnceLock<Linker<HostState>>,
+    check: OnceLock<Linker<HostState>>,
+    installer: OnceLock<Linker<HostState>>,
 }
 
 impl Linkers {
-    fn v0_1(engine: &wasmtime::Engine) -> wasmtime::Result<Self> {
-        let base = || -> wasmtime::Result<Linker<HostState>> {
-            let mut linker = Linker::new(engine);
-            wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-            Ok(linker)
+    fn v0_1(engine: &wasmtime::Engine) -> Self {
+        Linkers {
+            engine: engine.clone(),
+            hook: OnceLock::new(),
+            check: OnceLock::new(),
+            installer: OnceLock::new(),
+        }
+    }
+
+    fn for_world(&self, world: World) -> Result<&Linker<HostState>, PluginError> {
+        let slot = match world {
+            World::Hook => &self.hook,
+            World::Check => &self.check,
+            World::Installer => &self.installer,
         };
-        let mut hook = base()?;
-        v0_1::hook::Hook::add_to_linker::<HostState, HasSelf<HostState>>(&mut hook, |s| s)?;
-        let mut check = base()?;
-        v0_1::check::Check::add_to_linker::<HostState, HasSelf<HostState>>(&mut check, |s| s)?;
-        let mut installer = base()?;
-        v0_1::installer::Installer::add_to_linker::<HostState, HasSelf<HostState>>(
-            &mut installer,
-            |s| s,
-        )?;
-        Ok(Linkers {
-            hook,
-            check,
-            installer,
-        })
+        if let Some(linker) = slot.get() {
+            return Ok(linker);
+        }
+        let linker = self
+            .build(world)
+            .map_err(|e| PluginError::Host(format!("cannot link the host interfaces: {e:#}")))?;
+        Ok(slot.get_or_init(|| linker))
+    }
+
+    fn build(&self, world: World) -> wasmtime::Result<Linker<HostState>> {
+        let mut linker = Linker::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        match world {
+            World::Hook => v0_1::hook::Hook::add_to_linker::<HostState, HasSelf<HostState>>(
+                &mut linker,
+                |s| s,
+            )?,
+            World::Check => v0_1::check::Check::add_to_linker::<HostState, HasSelf<HostState>>(
+                &mut linker,
+                |s| s,
+            )?,
+            World::Installer => v0_1::installer::Installer::add_to_linker::<
+                HostState,
+                HasSelf<HostState>,
+            >(&mut linker, |s| s)?,
+        }
+        Ok(linker)
     }
 }
 
@@ -242,6 +268,12 @@ pub struct PluginHost {
     vouchers: Vouchers,
     /// The folder the configuration names for precompiled forms, looked at first.
     precompiled_dir: Option<PathBuf>,
+    /// Artifacts already verified by this process, with their sha256: ten plugin names using
+    /// one file hash it once (the component loaded from it is shared too).
+    verified: std::sync::Mutex<std::collections::HashMap<PathBuf, String>>,
+    /// Components linked against a world, by sha256: linking type-checks every import, so
+    /// ten plugin names using one file link it once.
+    linked: std::sync::Mutex<std::collections::HashMap<(String, World), WorldPre>>,
 }
 
 impl PluginHost {
@@ -249,8 +281,7 @@ impl PluginHost {
     /// mode 0700; it must belong to this user and be writable by nobody else).
     pub fn new(cache_dir: &Path) -> Result<Self, PluginError> {
         let rt = Runtime::new(cache_dir)?;
-        let v0_1 = Linkers::v0_1(&rt.engine)
-            .map_err(|e| PluginError::Host(format!("cannot link the host interfaces: {e:#}")))?;
+        let v0_1 = Linkers::v0_1(&rt.engine);
         Ok(PluginHost {
             rt,
             v0_1,
@@ -260,6 +291,8 @@ impl PluginHost {
                 ..Vouchers::default()
             },
             precompiled_dir: None,
+            verified: Default::default(),
+            linked: Default::default(),
         })
     }
 
@@ -276,7 +309,14 @@ impl PluginHost {
     /// Trusts the precompiled artifact at `path` if its sha256 is `sha256` (hex): what a
     /// verified bundle manifest listed for a plugin the bundle brought.
     pub fn trust_bundled_artifact(&mut self, path: PathBuf, sha256: String) {
+        self.verified_artifacts().remove(&path);
         self.vouchers.bundled.insert(path, sha256);
+    }
+
+    fn verified_artifacts(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<PathBuf, String>> {
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Looks for precompiled forms in `dir` (`[device] precompiled_dir`) when there is none
@@ -369,7 +409,16 @@ impl PluginHost {
         artifact: &Path,
     ) -> Result<Plugin, PluginError> {
         let sandbox = Arc::new(Sandbox::new(name, config)?);
-        let digest = precompiled::verify(name, artifact, &self.vouchers)?;
+        let known = self.verified_artifacts().get(artifact).cloned();
+        let digest = match known {
+            Some(digest) => digest,
+            None => {
+                let digest = precompiled::verify(name, artifact, &self.vouchers)?;
+                self.verified_artifacts()
+                    .insert(artifact.to_path_buf(), digest.clone());
+                digest
+            }
+        };
         let component = self.rt.precompiled_component(name, artifact, &digest)?;
         let ty = component.component_type();
         let names = |items: &mut dyn Iterator<Item = &str>| items.map(String::from).collect();
@@ -423,7 +472,24 @@ impl PluginHost {
         sha256: String,
         component: &Component,
     ) -> Result<Plugin, PluginError> {
-        let pre = self.link(name, world, component)?;
+        let key = (sha256.clone(), world);
+        let known = self
+            .linked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let pre = match known {
+            Some(pre) => pre,
+            None => {
+                let pre = self.link(name, world, component)?;
+                self.linked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, pre.clone());
+                pre
+            }
+        };
         tracing::debug!(plugin = name, %world, %wit_version, %sha256, "plugin loaded");
         Ok(Plugin {
             name: name.to_string(),
@@ -444,13 +510,9 @@ impl PluginHost {
         world: World,
         component: &Component,
     ) -> Result<WorldPre, PluginError> {
-        let linkers = &self.v0_1;
-        let linker = match world {
-            World::Hook => &linkers.hook,
-            World::Check => &linkers.check,
-            World::Installer => &linkers.installer,
-        };
-        let pre = linker
+        let pre = self
+            .v0_1
+            .for_world(world)?
             .instantiate_pre(component)
             .map_err(|e| PluginError::Link {
                 name: name.to_string(),
