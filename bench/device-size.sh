@@ -30,6 +30,7 @@ echo "== device binary: stripped sizes ($host) =="
 device=$(scripts/build-device "$host" | sed -n 's/: .*//p')
 row "device build: opt-level \"s\", fat LTO, 1 codegen unit, panic abort" "$device"
 variant size-opt3 "  with opt-level = 3 instead of \"s\"" device 'opt-level=3'
+variant size-optz "  with opt-level = \"z\" instead of \"s\"" device 'opt-level="z"'
 variant size-thin "  with thin LTO and 4 codegen units instead of fat and 1" device \
   'lto="thin"' 'codegen-units=4'
 variant size-unwind "  with panic = \"unwind\" instead of \"abort\"" device 'panic="unwind"'
