@@ -498,4 +498,18 @@ fn precompiled_forms_may_live_in_the_folder_the_config_names() {
     dev.install(&update(&ws, "1.0.0", 1));
     let out = dev.reboot(false);
     assert!(out.contains("passed its checks; committed"), "{out}");
+
+    // `plugin run` rehearses the same layout.
+    let list = dev.dir.join("precompiled.sha256");
+    let report = ok(&[
+        "plugin",
+        "run",
+        wasm.to_str().unwrap(),
+        "--json",
+        "--digest-list",
+        list.to_str().unwrap(),
+        "--precompiled-dir",
+        folder.to_str().unwrap(),
+    ]);
+    assert!(report.contains("\"approved\": true"), "{report}");
 }

@@ -14,6 +14,8 @@ use serde_json::json;
 
 use super::scaffold::{self, Kind, Lang};
 
+// Parsed once per process: the size of its largest variant (`run`'s options) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum PluginCommand {
     /// Run a plugin against a made-up update, with the sandbox of a device.
@@ -56,6 +58,10 @@ pub enum PluginCommand {
         /// PLUGIN.<target>.cwasm beside PLUGIN is run only when its sha256 is listed.
         #[arg(long, value_name = "FILE")]
         digest_list: Option<PathBuf>,
+        /// A folder of precompiled forms, looked in when none lies beside PLUGIN (as the
+        /// device's [device] precompiled_dir).
+        #[arg(long, value_name = "DIR")]
+        precompiled_dir: Option<PathBuf>,
         /// Run it this many times and report the timing of the first and of the warm calls.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
@@ -116,6 +122,7 @@ pub fn run(cmd: PluginCommand) -> Result<()> {
             device_type,
             cache,
             digest_list,
+            precompiled_dir,
             repeat,
             json,
         } => {
@@ -146,6 +153,7 @@ pub fn run(cmd: PluginCommand) -> Result<()> {
                 device_type: &device_type,
                 cache: &cache_dir(cache)?,
                 digest_list: digest_list.as_deref(),
+                precompiled_dir: precompiled_dir.as_deref().map(absolute).transpose()?,
                 repeat: repeat.max(1),
                 json,
             };
@@ -174,6 +182,7 @@ struct Run<'a> {
     device_type: &'a str,
     cache: &'a Path,
     digest_list: Option<&'a Path>,
+    precompiled_dir: Option<PathBuf>,
     repeat: u32,
     json: bool,
 }
@@ -185,6 +194,7 @@ fn run_plugin(path: &Path, cfg: &PluginConfig, run: &Run) -> Result<()> {
     if let Some(list) = run.digest_list {
         host.trust_digest_list(list)?;
     }
+    host.set_precompiled_dir(run.precompiled_dir.clone());
     let loaded = host.load(&name, cfg)?;
     let load_time = started.elapsed();
     // A load either compiled the component or took it from the compile cache.
