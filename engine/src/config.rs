@@ -323,6 +323,11 @@ impl Config {
         self.device.data_dir.join("plugin-cache")
     }
 
+    /// Where plugins that bundles brought are saved, one folder per bundle.
+    pub fn bundled_plugins_dir(&self) -> PathBuf {
+        self.device.data_dir.join("bundled-plugins")
+    }
+
     /// Where the state journal lives.
     pub fn state_dir(&self) -> PathBuf {
         self.device.data_dir.join("state")

@@ -40,16 +40,21 @@ fn precompile(dev: &Device, name: &str, wasm: &str, target: &str) -> (PathBuf, P
     let path = dir.join(format!("{name}.wasm"));
     std::fs::copy(plugin_artifacts().join(wasm), &path).unwrap();
     let artifact = dir.join(format!("{name}.{NATIVE_TARGET}.cwasm"));
+    compile_with_full_build(&path, target, &artifact);
+    (path, artifact)
+}
+
+/// `airlock plugin compile WASM --target TARGET -o ARTIFACT`, by the full build.
+fn compile_with_full_build(wasm: &Path, target: &str, artifact: &Path) {
     full_build(&[
         "plugin",
         "compile",
-        path.to_str().unwrap(),
+        wasm.to_str().unwrap(),
         "--target",
         target,
         "-o",
         artifact.to_str().unwrap(),
     ]);
-    (path, artifact)
 }
 
 /// Writes the device's digest list (beside its airlock.toml) vouching for `artifacts`.
@@ -416,17 +421,8 @@ fn a_bundle_without_a_form_for_this_cpu_is_refused_by_the_device_build() {
         std::fs::create_dir_all(&folder).unwrap();
         let decoy = folder.join(format!("health.{NATIVE_TARGET}.cwasm"));
         let pass = plugin_artifacts().join("always_pass.wasm");
-        let (pass, decoy) = (pass.to_str().unwrap(), decoy.to_str().unwrap());
-        full_build(&[
-            "plugin",
-            "compile",
-            pass,
-            "--target",
-            NATIVE_TARGET,
-            "-o",
-            decoy,
-        ]);
-        vouch(&dev, &[Path::new(decoy)]);
+        compile_with_full_build(&pass, NATIVE_TARGET, &decoy);
+        vouch(&dev, &[&decoy]);
         dev.edit_config(
             "data_dir = ",
             "precompiled_dir = \"precompiled\"\ndata_dir = ",
@@ -483,15 +479,7 @@ fn precompiled_forms_may_live_in_the_folder_the_config_names() {
         let e = expect_refused(&ws, &dev, "has no precompiled form for this device");
         assert!(e.contains(&artifact.display().to_string()), "{e}");
     }
-    full_build(&[
-        "plugin",
-        "compile",
-        wasm.to_str().unwrap(),
-        "--target",
-        NATIVE_TARGET,
-        "-o",
-        artifact.to_str().unwrap(),
-    ]);
+    compile_with_full_build(&wasm, NATIVE_TARGET, &artifact);
     vouch(&dev, &[&artifact]);
     // The image keeps only the precompiled form, in its own folder.
     std::fs::remove_file(&wasm).unwrap();

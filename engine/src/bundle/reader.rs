@@ -2,13 +2,13 @@
 //! handing out anything that depends on it: the manifest's signatures first, then each plugin
 //! and index against the manifest, then each chunk against its index.
 
+use std::io::{self, Write};
+
 use sha2::{Digest, Sha256};
 
 use super::chunk::ChunkDecoder;
 use super::delta::BundleLayout;
 use super::index::ChunkIndex;
-use std::io::{self, Write};
-
 use super::manifest::{MANIFEST_MAX, Manifest, PluginInfo, PrecompiledInfo};
 use super::signature::{SIGNATURE_FILE_MAX, SignatureFile};
 use super::tarstream::{BLOCK, BundleInput, EntryHeader, TarStream};

@@ -1,7 +1,6 @@
 //! `airlock bundle …`
 
 use std::path::{Path, PathBuf};
-
 use std::time::Instant;
 
 use airlock::bundle::{

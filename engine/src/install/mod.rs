@@ -964,13 +964,19 @@ impl Device {
             if !wanted.contains(&info.name) {
                 continue;
             }
-            let path = dir.join(format!("{}.wasm", info.name));
-            crate::fsutil::atomic_write(&path, &bytes).map_err(|e| saving(&info.name, &e))?;
-            let artifact = plugin::precompiled::artifact_path(&path, target);
+            let mut plugin = BundledPlugin {
+                name: info.name.clone(),
+                path: dir.join(format!("{}.wasm", info.name)),
+                precompiled: None,
+            };
+            crate::fsutil::atomic_write(&plugin.path, &bytes)
+                .map_err(|e| saving(&info.name, &e))?;
+            let artifact = plugin.precompiled_path();
             let mut tmp =
                 tempfile::NamedTempFile::new_in(&dir).map_err(|e| saving(&info.name, &e))?;
             let precompiled = reader.read_precompiled(target, tmp.as_file_mut())?;
-            match &precompiled {
+            plugin.precompiled = precompiled.map(|p| p.sha256);
+            match plugin.precompiled {
                 Some(_) => {
                     tmp.as_file()
                         .sync_all()
@@ -986,11 +992,6 @@ impl Device {
                 },
             }
             crate::fsutil::sync_dir(&dir).map_err(|e| saving(&info.name, &e))?;
-            let plugin = BundledPlugin {
-                name: info.name.clone(),
-                path,
-                precompiled: precompiled.map(|p| p.sha256),
-            };
             info!(plugin = %plugin.name, precompiled = plugin.precompiled.is_some(), "using the plugin the bundle brought");
             self.plugins.use_bundled(&plugin);
             saved.push(plugin);
@@ -1003,11 +1004,7 @@ impl Device {
     /// that a bundle that is refused cannot overwrite what a pending update uses.
     fn bundled_dir(&self, manifest_sha256: &Sha256Hex) -> std::path::PathBuf {
         let id = manifest_sha256.to_string();
-        self.config
-            .device
-            .data_dir
-            .join("bundled-plugins")
-            .join(&id[..16])
+        self.config.bundled_plugins_dir().join(&id[..16])
     }
 
     /// Removes the saved plugins of bundles other than `keep` and the pending update's.
@@ -1017,7 +1014,7 @@ impl Device {
             .update
             .as_ref()
             .map(|u| self.bundled_dir(&u.manifest_sha256));
-        let root = self.config.device.data_dir.join("bundled-plugins");
+        let root = self.config.bundled_plugins_dir();
         let Ok(entries) = std::fs::read_dir(&root) else {
             return;
         };

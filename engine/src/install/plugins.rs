@@ -55,7 +55,7 @@ impl PluginRunner {
             precompiled_dir: config.device.precompiled_dir.clone(),
             configs: config.plugins.clone(),
             chain: config.chain.clone(),
-            bundled_dir: config.device.data_dir.join("bundled-plugins"),
+            bundled_dir: config.bundled_plugins_dir(),
             loaded: BTreeMap::new(),
             bundled: BTreeMap::new(),
             bundled_artifacts: BTreeMap::new(),
@@ -73,10 +73,7 @@ impl PluginRunner {
         self.bundled
             .insert(plugin.name.clone(), plugin.path.clone());
         if let Some(sha256) = plugin.precompiled {
-            let artifact = plugin::precompiled::artifact_path(
-                &plugin.path,
-                plugin::precompiled::native_target(),
-            );
+            let artifact = plugin.precompiled_path();
             if let Some(host) = &mut self.host {
                 host.trust_bundled_artifact(artifact.clone(), sha256.to_string());
             }

@@ -146,6 +146,14 @@ pub struct BundledPlugin {
     pub precompiled: Option<Sha256Hex>,
 }
 
+impl BundledPlugin {
+    /// Where its precompiled form for this device's CPU is saved: beside the component.
+    pub fn precompiled_path(&self) -> std::path::PathBuf {
+        use crate::plugin::precompiled;
+        precompiled::artifact_path(&self.path, precompiled::native_target())
+    }
+}
+
 /// An end decided for the update but not yet carried out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingEnding {

@@ -1,7 +1,6 @@
 //! The one wasmtime `Engine` of the process, its epoch ticker, and where its components come
 //! from: compiled (and cached, `cache`), or precompiled.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex};
@@ -15,6 +14,7 @@ use wasmtime::{Config, Engine};
 use super::PluginError;
 #[cfg(feature = "compiler")]
 use super::cache::Cache;
+use super::memo::Memo;
 use crate::config::DEFAULT_MEMORY;
 
 /// How often the ticker advances the epoch, i.e. the resolution of plugin timeouts.
@@ -60,7 +60,7 @@ pub(super) struct Runtime {
     /// Components loaded so far, by the sha256 of the file they came from (`wasm:…` for a
     /// component, `cwasm:…` for a precompiled form): plugin names that use the same file share
     /// one compiled component.
-    loaded: Mutex<HashMap<String, Component>>,
+    loaded: Memo<String, Component>,
 }
 
 impl Runtime {
@@ -80,7 +80,7 @@ impl Runtime {
             #[cfg(feature = "compiler")]
             cache,
             compilations: AtomicU64::new(0),
-            loaded: Mutex::new(HashMap::new()),
+            loaded: Memo::default(),
         })
     }
 
@@ -90,27 +90,13 @@ impl Runtime {
         key: String,
         load: impl FnOnce() -> Result<Component, PluginError>,
     ) -> Result<Component, PluginError> {
-        let known = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
-        if let Some(component) = known {
-            return Ok(component);
-        }
-        let component = load()?;
-        self.loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, component.clone());
-        Ok(component)
+        self.loaded.get_or_try_insert(key, load)
     }
 
     /// How many distinct components this runtime holds.
     #[cfg(all(test, feature = "compiler"))]
     pub fn loaded_components(&self) -> usize {
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.loaded.len()
     }
 
     /// The precompiled artifact at `path`, whose sha256 `digest` the caller has checked against

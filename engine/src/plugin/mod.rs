@@ -29,6 +29,7 @@ mod engine;
 mod error;
 mod host;
 mod inspect;
+mod memo;
 pub mod precompiled;
 mod probes;
 mod sandbox;
@@ -48,6 +49,7 @@ pub use crate::chain::{Stage, World};
 pub use crate::config::{ByteSize, DEFAULT_MEMORY, DEFAULT_TIMEOUT, DirGrant, PluginConfig};
 pub use error::PluginError;
 pub use inspect::{PluginInfo, inspect};
+use memo::Memo;
 use precompiled::Vouchers;
 pub use precompiled::{DIGEST_LIST, DigestList};
 
@@ -270,10 +272,10 @@ pub struct PluginHost {
     precompiled_dir: Option<PathBuf>,
     /// Artifacts already verified by this process, with their sha256: ten plugin names using
     /// one file hash it once (the component loaded from it is shared too).
-    verified: std::sync::Mutex<std::collections::HashMap<PathBuf, String>>,
+    verified: Memo<PathBuf, String>,
     /// Components linked against a world, by sha256: linking type-checks every import, so
     /// ten plugin names using one file link it once.
-    linked: std::sync::Mutex<std::collections::HashMap<(String, World), WorldPre>>,
+    linked: Memo<(String, World), WorldPre>,
 }
 
 impl PluginHost {
@@ -309,14 +311,8 @@ impl PluginHost {
     /// Trusts the precompiled artifact at `path` if its sha256 is `sha256` (hex): what a
     /// verified bundle manifest listed for a plugin the bundle brought.
     pub fn trust_bundled_artifact(&mut self, path: PathBuf, sha256: String) {
-        self.verified_artifacts().remove(&path);
+        self.verified.remove(&path);
         self.vouchers.bundled.insert(path, sha256);
-    }
-
-    fn verified_artifacts(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<PathBuf, String>> {
-        self.verified.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Looks for precompiled forms in `dir` (`[device] precompiled_dir`) when there is none
@@ -409,16 +405,11 @@ impl PluginHost {
         artifact: &Path,
     ) -> Result<Plugin, PluginError> {
         let sandbox = Arc::new(Sandbox::new(name, config)?);
-        let known = self.verified_artifacts().get(artifact).cloned();
-        let digest = match known {
-            Some(digest) => digest,
-            None => {
-                let digest = precompiled::verify(name, artifact, &self.vouchers)?;
-                self.verified_artifacts()
-                    .insert(artifact.to_path_buf(), digest.clone());
-                digest
-            }
-        };
+        let digest = self
+            .verified
+            .get_or_try_insert(artifact.to_path_buf(), || {
+                precompiled::verify(name, artifact, &self.vouchers)
+            })?;
         let component = self.rt.precompiled_component(name, artifact, &digest)?;
         let ty = component.component_type();
         let names = |items: &mut dyn Iterator<Item = &str>| items.map(String::from).collect();
@@ -472,24 +463,9 @@ impl PluginHost {
         sha256: String,
         component: &Component,
     ) -> Result<Plugin, PluginError> {
-        let key = (sha256.clone(), world);
-        let known = self
-            .linked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
-        let pre = match known {
-            Some(pre) => pre,
-            None => {
-                let pre = self.link(name, world, component)?;
-                self.linked
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, pre.clone());
-                pre
-            }
-        };
+        let pre = self.linked.get_or_try_insert((sha256.clone(), world), || {
+            self.link(name, world, component)
+        })?;
         tracing::debug!(plugin = name, %world, %wit_version, %sha256, "plugin loaded");
         Ok(Plugin {
             name: name.to_string(),

@@ -180,31 +180,41 @@ pub(super) fn verify(name: &str, path: &Path, vouchers: &Vouchers) -> Result<Str
         path: path.to_path_buf(),
         reason,
     };
-    let bundled = vouchers.bundled.get(path);
-    if bundled.is_none() && vouchers.list.is_none() {
-        let list_path = vouchers.list_path.display();
-        return Err(refuse(format!(
-            "there is no digest list {list_path} to vouch for it; the image build writes one \
-             with `sha256sum *.cwasm > {list_path}`"
-        )));
+    // A bundle manifest's word for this very file comes first; the digest list otherwise.
+    enum Voucher<'a> {
+        Manifest(&'a str),
+        List(&'a DigestList),
     }
+    let voucher = match (vouchers.bundled.get(path), &vouchers.list) {
+        (Some(listed), _) => Voucher::Manifest(listed),
+        (None, Some(list)) => Voucher::List(list),
+        (None, None) => {
+            let list_path = vouchers.list_path.display();
+            return Err(refuse(format!(
+                "there is no digest list {list_path} to vouch for it; the image build writes \
+                 one with `sha256sum *.cwasm > {list_path}`"
+            )));
+        }
+    };
     let mut file = File::open(path).map_err(|e| refuse(format!("cannot open it: {e}")))?;
     check_guarded(&file, path).map_err(refuse)?;
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher).map_err(|e| refuse(format!("cannot read it: {e}")))?;
     let digest = hex::encode(hasher.finalize());
-    let file_name = path
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let refusal = match (bundled, &vouchers.list) {
-        (Some(listed), _) if *listed == digest => None,
-        (Some(listed), _) => Some(format!(
-            "its content changed after the signed bundle manifest listed it: the manifest lists \
-             sha256 {listed}, the file has {digest}; it was altered or damaged on the device, \
-             so install the bundle again"
-        )),
-        (None, Some(list)) => list.refusal(&file_name, &digest),
-        (None, None) => None,
+    let refusal = match voucher {
+        Voucher::Manifest(listed) => (listed != digest).then(|| {
+            format!(
+                "its content changed after the signed bundle manifest listed it: the manifest \
+                 lists sha256 {listed}, the file has {digest}; it was altered or damaged on the \
+                 device, so install the bundle again"
+            )
+        }),
+        Voucher::List(list) => {
+            let file_name = path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            list.refusal(&file_name, &digest)
+        }
     };
     match refusal {
         None => Ok(digest),
@@ -212,6 +222,8 @@ pub(super) fn verify(name: &str, path: &Path, vouchers: &Vouchers) -> Result<Str
     }
 }
 
+/// Nobody but root or the user running airlock may be able to change the opened file at
+/// `path`, nor replace it in its folder.
 fn check_guarded(file: &File, path: &Path) -> Result<(), String> {
     let meta = file
         .metadata()
