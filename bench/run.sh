@@ -9,7 +9,7 @@
 #   bench/run.sh plugin     a trivial check plugin: first call, cached load, warm call, vs /bin/sh
 #   bench/run.sh device     the device build's stripped size, what each size setting saves, the
 #                           full build's size and the peer updaters' (bench/device-size.sh); an
-#                           install with ten hooks vs none, device and full build (bench/hooks.sh)
+#                           install with 0, 1 and 11 hooks, device and full build (bench/hooks.sh)
 #   bench/run.sh fleet      the fleet server: device polls per second with SQLite, memory at 10,000
 #                           devices (bench/fleet.sh)
 #   bench/run.sh plugin-langs  a check and a hook in Rust, Python, JavaScript and C: size, first

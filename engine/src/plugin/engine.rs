@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -311,21 +311,7 @@ impl Ticker {
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("airlock-epoch".into())
-            .spawn(move || {
-                loop {
-                    {
-                        let mut st = s.state.lock().unwrap_or_else(|p| p.into_inner());
-                        while st.active == 0 && !st.stop {
-                            st = s.wake.wait(st).unwrap_or_else(|p| p.into_inner());
-                        }
-                        if st.stop {
-                            return;
-                        }
-                    }
-                    std::thread::sleep(TICK);
-                    engine.increment_epoch();
-                }
-            })
+            .spawn(move || s.run(&engine))
             .map_err(|e| PluginError::Host(format!("cannot start the epoch ticker: {e}")))?;
         Ok(Ticker {
             shared,
@@ -337,8 +323,43 @@ impl Ticker {
     pub fn active(&self) -> ActiveCall<'_> {
         let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
         st.active += 1;
-        self.shared.wake.notify_all();
+        // Only an idle ticker waits for this; a running one ticks on by itself.
+        if st.active == 1 {
+            self.shared.wake.notify_all();
+        }
         ActiveCall(self)
+    }
+}
+
+impl TickerShared {
+    /// The ticker thread: a tick every [`TICK`] while calls run. It waits on the condition
+    /// variable rather than sleeping, so that stopping it (at the end of every process that
+    /// ran a plugin) does not wait out the rest of a tick.
+    fn run(&self, engine: &Engine) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next_tick = None;
+        loop {
+            if st.stop {
+                return;
+            }
+            if st.active == 0 {
+                next_tick = None;
+                st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            let now = Instant::now();
+            let due = *next_tick.get_or_insert(now + TICK);
+            if now >= due {
+                engine.increment_epoch();
+                next_tick = Some(now + TICK);
+                continue;
+            }
+            st = self
+                .wake
+                .wait_timeout(st, due - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
     }
 }
 

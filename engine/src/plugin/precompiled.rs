@@ -20,6 +20,9 @@ use sha2::{Digest, Sha256};
 
 use super::PluginError;
 
+/// How much of an artifact each read takes while it is hashed.
+const HASH_READ: usize = 256 << 10;
+
 /// The file name of the digest list, beside the configuration file.
 pub const DIGEST_LIST: &str = "precompiled.sha256";
 
@@ -196,10 +199,15 @@ pub(super) fn verify(name: &str, path: &Path, vouchers: &Vouchers) -> Result<Str
             )));
         }
     };
-    let mut file = File::open(path).map_err(|e| refuse(format!("cannot open it: {e}")))?;
+    let file = File::open(path).map_err(|e| refuse(format!("cannot open it: {e}")))?;
     check_guarded(&file, path).map_err(refuse)?;
     let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher).map_err(|e| refuse(format!("cannot read it: {e}")))?;
+    // Large reads: io::copy's own 8 KiB buffer costs a system call per 8 KiB of a 40 MiB file.
+    io::copy(
+        &mut io::BufReader::with_capacity(HASH_READ, file),
+        &mut hasher,
+    )
+    .map_err(|e| refuse(format!("cannot read it: {e}")))?;
     let digest = hex::encode(hasher.finalize());
     let refusal = match voucher {
         Voucher::Manifest(listed) => (listed != digest).then(|| {
