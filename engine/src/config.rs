@@ -65,6 +65,10 @@ pub struct DeviceConfig {
     /// folder of each `.wasm`.
     #[serde(default)]
     pub precompiled_dir: Option<PathBuf>,
+    /// How `airlock reboot`, `airlock boot --reboot` and the daemon reboot the device: a program
+    /// and its arguments.
+    #[serde(default = "default_reboot_command")]
+    pub reboot_command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -181,6 +185,10 @@ fn default_cmdline() -> PathBuf {
     PathBuf::from("/proc/cmdline")
 }
 
+fn default_reboot_command() -> Vec<String> {
+    vec!["systemctl".into(), "reboot".into()]
+}
+
 fn one() -> usize {
     1
 }
@@ -218,6 +226,15 @@ impl Config {
         if device.device_type.trim().is_empty() {
             return Err(invalid(
                 "[device] type is empty; name the device type bundles are built for".into(),
+            ));
+        }
+        if device
+            .reboot_command
+            .first()
+            .is_none_or(|p| p.trim().is_empty())
+        {
+            return Err(invalid(
+                "[device] reboot_command is empty; give the program and its arguments, e.g. [\"systemctl\", \"reboot\"]".into(),
             ));
         }
         let mut trust = raw.trust;
@@ -389,6 +406,10 @@ path = "app"
             }
         );
         assert_eq!(c.download.retries, 8);
+        assert_eq!(c.device.reboot_command, ["systemctl", "reboot"]);
+        let busybox = GOOD.replace("data_dir", "reboot_command = [\"/sbin/reboot\"]\ndata_dir");
+        let c3 = Config::parse(&busybox, Path::new("/dev-dir/airlock.toml")).unwrap();
+        assert_eq!(c3.device.reboot_command, ["/sbin/reboot"]);
     }
 
     #[test]
@@ -426,6 +447,15 @@ path = "app"
             .unwrap_err()
             .to_string();
         assert!(e.contains("lilo"), "{e}");
+
+        let bad = GOOD.replace("data_dir", "reboot_command = []\ndata_dir");
+        let e = Config::parse(&bad, Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[device] reboot_command is empty") && e.contains("systemctl"),
+            "{e}"
+        );
 
         let bad = format!("{GOOD}\n[download]\nread_timeout = \"soon\"\n");
         let e = Config::parse(&bad, Path::new("a.toml"))

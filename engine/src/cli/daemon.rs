@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use airlock::config::{Config, FleetConfig};
+use airlock::config::Config;
 use airlock::fleet::{AfterReboot, Daemon, Next, RebootFn};
 use anyhow::{Result, bail};
 use tracing::info;
@@ -22,15 +22,15 @@ pub fn run(config_path: &Path, once: bool) -> Result<()> {
 }
 
 /// A simulated device reboots within this process and carries on as the rebooted device
-/// would; a real one runs `reboot_command`, and the daemon exits (systemd starts it again
-/// after the boot).
+/// would; a real one runs `[device] reboot_command`, and the daemon exits (systemd starts it
+/// again after the boot).
 fn rebooter(config: &Config) -> Result<RebootFn> {
-    let Some(fleet) = &config.fleet else {
+    if config.fleet.is_none() {
         bail!(
             "{} has no [fleet] section; add one with `server` and `token_file` to run `airlock daemon`",
             config.path.display()
         );
-    };
+    }
     if let Ok(env) = super::sim::sim_env(config) {
         let config_path: PathBuf = config.path.clone();
         return Ok(Box::new(move || {
@@ -39,23 +39,10 @@ fn rebooter(config: &Config) -> Result<RebootFn> {
                 .map_err(|e| super::error_chain(&e))
         }));
     }
-    let fleet: FleetConfig = fleet.clone();
-    Ok(Box::new(move || system_reboot(&fleet.reboot_command)))
-}
-
-fn system_reboot(argv: &[String]) -> Result<AfterReboot, String> {
-    let shown = argv.join(" ");
-    let (program, args) = argv
-        .split_first()
-        .ok_or("[fleet] reboot_command is empty")?;
-    let status = std::process::Command::new(program)
-        .args(args)
-        .status()
-        .map_err(|e| format!("cannot run `{shown}`: {e}; check [fleet] reboot_command"))?;
-    if !status.success() {
-        return Err(format!(
-            "`{shown}` failed ({status}); check [fleet] reboot_command"
-        ));
-    }
-    Ok(AfterReboot::Exit)
+    let argv = config.device.reboot_command.clone();
+    Ok(Box::new(move || {
+        super::device::system_reboot(&argv)
+            .map(|()| AfterReboot::Exit)
+            .map_err(|e| super::error_chain(&e))
+    }))
 }

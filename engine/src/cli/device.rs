@@ -241,20 +241,35 @@ fn download(content: &airlock::install::record::SlotContent) -> String {
 pub fn reboot(config: &Path) -> Result<()> {
     let mut device = open(config)?;
     device.before_reboot()?;
+    let argv = device.config().device.reboot_command.clone();
     drop(device);
-    system_reboot()
+    system_reboot(&argv)
 }
 
-/// Reboots the machine through systemd.
-pub fn system_reboot() -> Result<()> {
-    let status = std::process::Command::new("systemctl")
-        .arg("reboot")
+/// `airlock boot --reboot` after a failed trial: back to the committed slot, without hooks.
+pub fn reboot_after_boot(config: &Path) -> Result<()> {
+    let config = Config::load(config)?;
+    system_reboot(&config.device.reboot_command)
+}
+
+/// Reboots the machine with `[device] reboot_command` (`systemctl reboot` unless configured).
+pub fn system_reboot(argv: &[String]) -> Result<()> {
+    let shown = argv.join(" ");
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("[device] reboot_command is empty"))?;
+    let status = std::process::Command::new(program)
+        .args(args)
         .status()
         .map_err(|e| {
-            anyhow::anyhow!("cannot run `systemctl reboot`: {e}; reboot the device by other means")
+            anyhow::anyhow!(
+                "cannot run `{shown}`: {e}; check [device] reboot_command, or reboot the device by other means"
+            )
         })?;
     if !status.success() {
-        anyhow::bail!("`systemctl reboot` failed ({status}); reboot the device by other means");
+        anyhow::bail!(
+            "`{shown}` failed ({status}); check [device] reboot_command, or reboot the device by other means"
+        );
     }
     Ok(())
 }

@@ -62,7 +62,8 @@ enum Command {
     Boot {
         #[arg(long)]
         json: bool,
-        /// When a failed trial needs a reboot back into the old slot, reboot now.
+        /// When a failed trial needs a reboot back into the old slot, reboot now ([device]
+        /// reboot_command).
         #[arg(long)]
         reboot: bool,
     },
@@ -78,7 +79,7 @@ enum Command {
     /// Run, inspect and precompile plugins on a workstation.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
-    /// Run the reboot-enter hooks, then reboot into the pending update (`systemctl reboot`).
+    /// Run the reboot-enter hooks, then reboot into the pending update ([device] reboot_command).
     Reboot,
     /// A simulated device in a folder.
     #[command(subcommand)]
@@ -105,7 +106,7 @@ pub fn main() -> ExitCode {
         Command::Install { source, json } => device::install(&cli.config, &source, json),
         Command::Boot { json, reboot } => device::boot(&cli.config, json).and_then(|needed| {
             if needed && reboot {
-                device::system_reboot()
+                device::reboot_after_boot(&cli.config)
             } else {
                 Ok(())
             }

@@ -12,8 +12,9 @@
 //! client_key = "/etc/airlock/device.key"
 //! poll_interval = "5m"                        # until the server says otherwise, and the
 //!                                             # longest wait after errors
-//! reboot_command = ["systemctl", "reboot"]
 //! ```
+//!
+//! How the daemon reboots is `[device] reboot_command`, shared with `airlock reboot`.
 //!
 //! Exactly one of `token_file` and `gateway_token_file` is required. Relative paths are relative
 //! to the configuration file; the token files are read when the daemon starts, not here.
@@ -46,7 +47,6 @@ pub struct FleetConfig {
     /// Mutual TLS: (certificate chain, private key), both PEM.
     pub client_identity: Option<(PathBuf, PathBuf)>,
     pub poll_interval: Duration,
-    pub reboot_command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,8 +69,9 @@ pub(super) struct RawFleet {
     client_key: Option<PathBuf>,
     #[serde(default, with = "super::humantime_serde_compat::option")]
     poll_interval: Option<Duration>,
+    /// Was here before it moved to `[device]`; kept only to say so.
     #[serde(default)]
-    reboot_command: Option<Vec<String>>,
+    reboot_command: Option<toml::Value>,
 }
 
 pub const DEFAULT_TENANT: &str = "DEFAULT";
@@ -126,11 +127,8 @@ impl RawFleet {
         if poll_interval.is_zero() {
             return Err("[fleet] poll_interval is zero; give a duration such as \"5m\"".into());
         }
-        let reboot_command = self
-            .reboot_command
-            .unwrap_or_else(|| vec!["systemctl".into(), "reboot".into()]);
-        if reboot_command.first().is_none_or(|p| p.trim().is_empty()) {
-            return Err("[fleet] reboot_command is empty; give the program and its arguments, e.g. [\"systemctl\", \"reboot\"]".into());
+        if self.reboot_command.is_some() {
+            return Err("[fleet] reboot_command has moved to [device] reboot_command (airlock reboot and boot --reboot use it too); move the line there".into());
         }
         Ok(FleetConfig {
             server,
@@ -140,7 +138,6 @@ impl RawFleet {
             ca_file: self.ca_file.map(|p| resolve(&p)),
             client_identity,
             poll_interval,
-            reboot_command,
         })
     }
 }
@@ -194,7 +191,6 @@ mod tests {
         assert_eq!(c.tenant, "DEFAULT");
         assert_eq!(c.auth, FleetAuth::TargetToken("/etc/airlock/token".into()));
         assert_eq!(c.poll_interval, Duration::from_secs(300));
-        assert_eq!(c.reboot_command, ["systemctl", "reboot"]);
         assert_eq!(c.client_identity, None);
         let c = parse("server = \"http://h:8080\"\ngateway_token_file = \"/g\"\npoll_interval = \"30s\"\nclient_certificate = \"c.pem\"\nclient_key = \"k.pem\"\n").unwrap();
         assert_eq!(c.auth, FleetAuth::GatewayToken("/g".into()));
@@ -243,8 +239,8 @@ mod tests {
                 "poll_interval",
             ),
             (
-                "server = \"https://h\"\ntoken_file = \"t\"\nreboot_command = []",
-                "reboot_command",
+                "server = \"https://h\"\ntoken_file = \"t\"\nreboot_command = [\"reboot\"]",
+                "moved to [device] reboot_command",
             ),
             (
                 "server = \"https://h\"\ntoken_file = \"t\"\npolling = \"5m\"",

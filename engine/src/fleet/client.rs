@@ -310,7 +310,6 @@ mod tests {
             ca_file: None,
             client_identity: None,
             poll_interval: std::time::Duration::from_secs(60),
-            reboot_command: vec!["true".into()],
         };
         let client = DdiClient::new(&fleet, &DownloadConfig::default()).unwrap();
         assert_eq!(
