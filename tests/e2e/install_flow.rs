@@ -148,3 +148,36 @@ fn bundle_with_rootfs_and_directory_slot_commits_together() {
     );
     assert_eq!(dev.status()["directories"][0]["active"], "b");
 }
+
+#[test]
+fn booting_a_slot_that_was_never_committed_is_an_error_not_a_quiet_success() {
+    let ws = Workspace::new();
+    let dev = ws.device("dev", "2MiB");
+    // The committed slot is b, but the bootloader booted a with no update pending: what a GRUB
+    // that cannot read its environment block does (it falls back to slot a).
+    let env = dev.dir.join("boot/bootloader.env");
+    let text = std::fs::read_to_string(&env).unwrap();
+    std::fs::write(&env, text.replace("primary=a", "primary=b")).unwrap();
+
+    let e = dev.fails(&["boot"]);
+    assert!(
+        e.contains("booted slot a, but the committed slot is b")
+            && e.contains("never committed")
+            && e.contains("grubenv"),
+        "{e}"
+    );
+    let out = dev.output(&["status"]);
+    assert!(!out.status.success(), "status must fail on the wrong slot");
+    let text = output_text(&out);
+    assert!(
+        text.contains("booted        slot a (NOT COMMITTED")
+            && text.contains("the committed slot is b"),
+        "{text}"
+    );
+    let out = dev.output(&["status", "--json"]);
+    assert!(!out.status.success());
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("status --json prints JSON first");
+    assert_eq!(json["booted_uncommitted"], true);
+    assert_eq!(json["primary"], "b");
+}

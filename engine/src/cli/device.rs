@@ -120,10 +120,12 @@ pub fn status(config: &Path, json: bool) -> Result<()> {
             SlotConfig::Raw { .. } => None,
         })
         .collect();
+    let uncommitted = device.booted_uncommitted()?.is_some();
     if json {
         let out = json!({
             "device_type": cfg.device.device_type,
             "booted": booted,
+            "booted_uncommitted": uncommitted,
             "primary": primary,
             "pending_trial": trial,
             "slots": {"a": state.slot_a, "b": state.slot_b},
@@ -134,9 +136,16 @@ pub fn status(config: &Path, json: bool) -> Result<()> {
             "retry": state.retry,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
+    } else {
+        print_status(cfg, state, booted, primary, trial, &directories);
     }
-    print_status(cfg, state, booted, primary, trial, &directories);
+    // Printed in full, and an exit status a monitoring script notices.
+    if uncommitted {
+        anyhow::bail!(
+            "{}",
+            airlock::install::InstallError::BootedUncommitted { booted, primary }
+        );
+    }
     Ok(())
 }
 
@@ -155,8 +164,10 @@ fn print_status(
     );
     let role = if booted == primary {
         "committed"
-    } else {
+    } else if state.update.is_some() {
         "trial"
+    } else {
+        "NOT COMMITTED: the bootloader did not boot the committed slot"
     };
     println!("booted        slot {booted} ({role})");
     for slot in [airlock::boot::Slot::A, airlock::boot::Slot::B] {

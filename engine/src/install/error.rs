@@ -60,6 +60,10 @@ pub enum InstallError {
         "the device booted slot {booted} but the committed slot is {primary}; run `airlock boot` to settle the pending state first"
     )]
     NotOnPrimary { booted: Slot, primary: Slot },
+    #[error(
+        "the bootloader booted slot {booted}, but the committed slot is {primary} and no update is pending: this device runs a release that was never committed to. Check that the bootloader reads its environment block (GRUB: the search for /EFI/airlock/grubenv in grub.cfg; U-Boot: the environment's location), then reboot; `airlock status` shows what each slot holds"
+    )]
+    BootedUncommitted { booted: Slot, primary: Slot },
     #[error(transparent)]
     Plugin(#[from] crate::plugin::PluginError),
     #[error("hook {plugin} aborted the update at {stage}: {reason}")]

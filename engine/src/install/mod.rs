@@ -164,6 +164,18 @@ impl Device {
         )?)
     }
 
+    /// `(booted, committed)` when the device runs a slot it never committed to with no update
+    /// that explains it: the bootloader did not boot the committed slot (it could not read its
+    /// environment, or someone changed the boot order by hand).
+    pub fn booted_uncommitted(&self) -> Result<Option<(Slot, Slot)>, InstallError> {
+        if self.state.update.is_some() {
+            return Ok(None);
+        }
+        let booted = self.booted()?;
+        let primary = self.boot.primary()?;
+        Ok((booted != primary).then_some((booted, primary)))
+    }
+
     fn store(&mut self, point: &str) -> Result<(), InstallError> {
         self.journal.store(&self.state)?;
         faults::point(point);
@@ -524,6 +536,9 @@ impl Device {
             reboot_needed: false,
         };
         let Some(u) = self.state.update.clone() else {
+            if let Some((booted, primary)) = self.booted_uncommitted()? {
+                return Err(InstallError::BootedUncommitted { booted, primary });
+            }
             report
                 .actions
                 .push(format!("booted slot {booted}; no update pending"));
