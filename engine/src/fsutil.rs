@@ -1,7 +1,8 @@
 //! Durable file writes: the one way everything in Airlock persists a small file.
 //!
-//! write a temporary file next to the target → fsync it → rename over the target → fsync the
-//! directory. After a power cut the target holds either the old or the new content, never a mix.
+//! write a temporary file next to the target → fsync it → rename over the target → fsync it
+//! again and the directory. After a power cut the target holds either the old or the new
+//! content, never a mix.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -16,16 +17,18 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut tmp_name = name.to_os_string();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
     fs::rename(&tmp, path)?;
+    // vfat (the ESP that holds GRUB's environment block) keeps a file's start and size in its
+    // directory entry and writes that entry with the file, not with the directory: after the
+    // rename only syncing the file again writes the entry under its new name.
+    f.sync_all()?;
     sync_dir(dir)
 }
 
