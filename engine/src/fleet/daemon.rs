@@ -299,12 +299,25 @@ impl Daemon {
     }
 
     pub(super) fn send_attributes(&mut self, link: Option<&Link>) -> Result<(), FleetError> {
-        let (state, booted, _) = self.look()?;
+        let device = Device::open_read_only(self.config.clone())?;
+        let booted = device.booted()?;
+        // Running a slot that was never committed outranks the last trial's health: the device
+        // runs a release nobody chose (the bootloader did not read its environment).
+        let health = match device.booted_uncommitted()? {
+            Some((booted, primary)) => {
+                let e = InstallError::BootedUncommitted { booted, primary };
+                warn!("{e}");
+                Some(format!(
+                    "failed: runs slot {booted}, never committed (committed: {primary}); the bootloader ignored its environment"
+                ))
+            }
+            None => self.memory.health.clone(),
+        };
         let attrs = attributes(
             &self.config.device.device_type,
-            &state,
+            device.state(),
             booted,
-            self.memory.health.as_deref(),
+            health.as_deref(),
         );
         if link.is_none() && self.memory.sent.as_ref() == Some(&attrs) {
             return Ok(());

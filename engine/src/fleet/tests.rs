@@ -652,3 +652,28 @@ fn a_refused_token_is_reported_as_awaiting_admission() {
         "capped at poll_interval"
     );
 }
+
+#[test]
+fn a_device_running_a_slot_it_never_committed_reports_failed_health() {
+    let ddi = Ddi::start();
+    ddi.nothing_to_do();
+    let sim = Sim::new(&ddi);
+    // Committed slot b, booted a, no update: what a bootloader that cannot read its environment
+    // block does.
+    let env = sim.dir.path().join("boot.env");
+    let text = std::fs::read_to_string(&env).unwrap();
+    std::fs::write(&env, text.replace("primary=a", "primary=b")).unwrap();
+
+    let mut daemon = sim.daemon(|| {});
+    daemon.run_once().unwrap();
+    let config = ddi.bodies("PUT", "/configData");
+    let health = config.last().unwrap()["data"]["airlock.health"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        health,
+        "failed: runs slot a, never committed (committed: b); the bootloader ignored its environment"
+    );
+    assert!(health.chars().count() <= attributes::MAX_VALUE);
+}
