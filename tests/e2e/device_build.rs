@@ -39,7 +39,7 @@ fn precompile(dev: &Device, name: &str, wasm: &str, target: &str) -> (PathBuf, P
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.wasm"));
     std::fs::copy(plugin_artifacts().join(wasm), &path).unwrap();
-    let artifact = dir.join(format!("{name}.{NATIVE_TARGET}.cwasm"));
+    let artifact = dir.join(format!("{name}.{}.cwasm", native_target()));
     compile_with_full_build(&path, target, &artifact);
     (path, artifact)
 }
@@ -73,7 +73,7 @@ fn vouch(dev: &Device, artifacts: &[&Path]) -> PathBuf {
 fn device_with_precompiled_check(ws: &Workspace, server: &FaultServer) -> (Device, PathBuf) {
     let dev = ws.device("dev", "2MiB");
     let _ = std::fs::remove_file(dev.dir.join("precompiled.sha256"));
-    let (wasm, artifact) = precompile(&dev, "health", "http_health.wasm", NATIVE_TARGET);
+    let (wasm, artifact) = precompile(&dev, "health", "http_health.wasm", native_target());
     let url = server.url("/health");
     dev.append_config(&format!(
         "[plugins.health]\npath = {}\ntimeout = \"5s\"\nhttp = [\"{url}\"]\n\
@@ -112,7 +112,7 @@ fn the_device_build_says_so_and_cannot_compile() {
         "compile",
         wasm.to_str().unwrap(),
         "--target",
-        NATIVE_TARGET,
+        native_target(),
     ]);
     assert!(
         e.contains("device build") && e.contains("without a Wasm compiler"),
@@ -184,7 +184,7 @@ fn precompiled_forms_nothing_vouches_for_are_refused_before_anything_is_written(
     expect_refused(&ws, &dev, "changed after its digest was listed");
 
     // A list others can write vouches for nothing.
-    precompile(&dev, "health", "http_health.wasm", NATIVE_TARGET);
+    precompile(&dev, "health", "http_health.wasm", native_target());
     vouch(&dev, &[&artifact]);
     std::fs::set_permissions(&list, std::fs::Permissions::from_mode(0o666)).unwrap();
     expect_refused(&ws, &dev, "writable by other users");
@@ -275,7 +275,7 @@ fn flip_middle_byte(path: &Path) {
 
 /// A CPU target other than this machine's.
 fn other_cpu() -> &'static str {
-    if NATIVE_TARGET.starts_with("x86_64") {
+    if native_target().starts_with("x86_64") {
         "aarch64-unknown-linux-gnu"
     } else {
         "x86_64-unknown-linux-gnu"
@@ -343,22 +343,22 @@ fn saved_form(dev: &Device) -> PathBuf {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(dirs.len(), 1, "one bundle's plugins are kept: {dirs:?}");
-    dirs[0].join(format!("health.{NATIVE_TARGET}.cwasm"))
+    dirs[0].join(format!("health.{}.cwasm", native_target()))
 }
 
 #[test]
 fn a_bundle_brings_a_precompiled_check_that_decides_commit_and_rollback() {
     let (ws, server, dev) = bundled_checks_setup();
     let targets = [
-        NATIVE_TARGET,
-        "aarch64-unknown-linux-gnu",
+        native_target(),
+        other_cpu(),
         "armv7-unknown-linux-gnueabihf",
     ];
 
     // v1 carries forms for three CPUs; the device keeps its own, vouched for by the manifest.
     let v1 = bundle_with_check(&ws, "1.0.0", 1, &targets);
     let shown = ok(&["bundle", "inspect", v1.to_str().unwrap()]);
-    for t in [NATIVE_TARGET, "aarch64-unknown-linux-gnu", "pulley32"] {
+    for t in [native_target(), other_cpu(), "pulley32"] {
         assert!(shown.contains(&format!("precompiled for {t}")), "{shown}");
     }
     dev.install(&v1);
@@ -382,7 +382,7 @@ fn a_bundle_brings_a_precompiled_check_that_decides_commit_and_rollback() {
     // v2's check finds the service degraded on the trial boot: rolled back.
     server.serve_bytes("/health", b"{\"status\":\"degraded\"}".to_vec());
     let running = dev.slot("b");
-    dev.install(&bundle_with_check(&ws, "2.0.0", 2, &[NATIVE_TARGET]));
+    dev.install(&bundle_with_check(&ws, "2.0.0", 2, &[native_target()]));
     let out = dev.reboot(false);
     assert!(out.contains("rolled back: check health failed"), "{out}");
     let st = dev.assert_active_untouched("b", &running);
@@ -394,7 +394,7 @@ fn a_bundle_brings_a_precompiled_check_that_decides_commit_and_rollback() {
 fn a_bundled_precompiled_form_altered_on_the_device_is_refused() {
     let (ws, _server, dev) = bundled_checks_setup();
     let running = dev.slot("a");
-    dev.install(&bundle_with_check(&ws, "1.0.0", 1, &[NATIVE_TARGET]));
+    dev.install(&bundle_with_check(&ws, "1.0.0", 1, &[native_target()]));
     // Between install and the trial boot, someone changes the saved native code.
     let form = saved_form(&dev);
     flip_middle_byte(&form);
@@ -419,9 +419,9 @@ fn a_bundle_without_a_form_for_this_cpu_is_refused_by_the_device_build() {
         // the device's precompiled folder, vouched for.
         let folder = dev.dir.join("precompiled");
         std::fs::create_dir_all(&folder).unwrap();
-        let decoy = folder.join(format!("health.{NATIVE_TARGET}.cwasm"));
+        let decoy = folder.join(format!("health.{}.cwasm", native_target()));
         let pass = plugin_artifacts().join("always_pass.wasm");
-        compile_with_full_build(&pass, NATIVE_TARGET, &decoy);
+        compile_with_full_build(&pass, native_target(), &decoy);
         vouch(&dev, &[&decoy]);
         dev.edit_config(
             "data_dir = ",
@@ -438,8 +438,10 @@ fn a_bundle_without_a_form_for_this_cpu_is_refused_by_the_device_build() {
     let out = dev.output(&["install", bundle.to_str().unwrap()]);
     let e = expect_clean_failure(&out, "install");
     assert!(
-        e.contains(&format!("without a precompiled form for {NATIVE_TARGET}"))
-            && e.contains(&format!("add \"{NATIVE_TARGET}\" to `precompile`")),
+        e.contains(&format!(
+            "without a precompiled form for {}",
+            native_target()
+        )) && e.contains(&format!("add \"{}\" to `precompile`", native_target())),
         "{e}"
     );
     assert!(dev.slot("b") == slot_b, "slot b was written");
@@ -472,14 +474,14 @@ fn precompiled_forms_may_live_in_the_folder_the_config_names() {
     dev.set_chain("check = [\"pass\"]");
     let folder = dev.dir.join("precompiled");
     std::fs::create_dir_all(&folder).unwrap();
-    let artifact = folder.join(format!("pass.{NATIVE_TARGET}.cwasm"));
+    let artifact = folder.join(format!("pass.{}.cwasm", native_target()));
 
     if device_build() {
         // Nothing in the folder: the error says where the form belongs.
         let e = expect_refused(&ws, &dev, "has no precompiled form for this device");
         assert!(e.contains(&artifact.display().to_string()), "{e}");
     }
-    compile_with_full_build(&wasm, NATIVE_TARGET, &artifact);
+    compile_with_full_build(&wasm, native_target(), &artifact);
     vouch(&dev, &[&artifact]);
     // The image keeps only the precompiled form, in its own folder.
     std::fs::remove_file(&wasm).unwrap();

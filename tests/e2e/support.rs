@@ -454,12 +454,21 @@ pub fn precompiled_under_test() -> bool {
     std::env::var_os("AIRLOCK_TEST_BIN").is_some()
 }
 
-/// The target `airlock plugin compile` makes this machine's precompiled forms for.
-pub const NATIVE_TARGET: &str = if cfg!(target_arch = "x86_64") {
-    "x86_64-unknown-linux-gnu"
-} else {
-    "aarch64-unknown-linux-gnu"
-};
+/// The target the binary under test runs precompiled plugins for: `AIRLOCK_TEST_TARGET` when it
+/// is a cross build run under emulation (`scripts/test-device aarch64-unknown-linux-gnu`), else
+/// this machine's.
+pub fn native_target() -> &'static str {
+    static TARGET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TARGET.get_or_init(|| {
+        std::env::var("AIRLOCK_TEST_TARGET").unwrap_or_else(|_| {
+            if cfg!(target_arch = "x86_64") {
+                "x86_64-unknown-linux-gnu".into()
+            } else {
+                "aarch64-unknown-linux-gnu".into()
+            }
+        })
+    })
+}
 
 /// Component `wasm` copied into a `precompiled/` folder beside it, with its precompiled form
 /// beside the copy, made by this build's `airlock plugin compile` once per test process: the
@@ -477,7 +486,7 @@ pub fn precompiled_form(wasm: &Path) -> (PathBuf, String) {
     std::fs::copy(wasm, &path).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args(["plugin", "compile", path.to_str().unwrap()])
-        .args(["--target", NATIVE_TARGET])
+        .args(["--target", native_target()])
         .output()
         .unwrap();
     assert!(
