@@ -137,7 +137,15 @@ pub fn status(config: &Path, json: bool) -> Result<()> {
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_status(cfg, state, booted, primary, trial, &directories);
+        print_status(
+            cfg,
+            state,
+            booted,
+            primary,
+            trial,
+            uncommitted,
+            &directories,
+        );
     }
     // Printed in full, and an exit status a monitoring script notices.
     if uncommitted {
@@ -155,6 +163,7 @@ fn print_status(
     booted: airlock::boot::Slot,
     primary: airlock::boot::Slot,
     trial: Option<airlock::boot::Slot>,
+    uncommitted: bool,
     directories: &[(String, Option<String>)],
 ) {
     println!(
@@ -164,10 +173,10 @@ fn print_status(
     );
     let role = if booted == primary {
         "committed"
-    } else if state.update.is_some() {
-        "trial"
-    } else {
+    } else if uncommitted {
         "NOT COMMITTED: the bootloader did not boot the committed slot"
+    } else {
+        "trial"
     };
     println!("booted        slot {booted} ({role})");
     for slot in [airlock::boot::Slot::A, airlock::boot::Slot::B] {
