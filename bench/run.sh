@@ -10,6 +10,9 @@
 #   bench/run.sh device     the device build's stripped size, what each size setting saves, the
 #                           full build's size and the peer updaters' (bench/device-size.sh); an
 #                           install with 0, 1 and 11 hooks, device and full build (bench/hooks.sh)
+#   bench/run.sh targets    a plugin on each device target, precompiled: x86_64 native and under
+#                           qemu-x86_64, aarch64 native code and armv7 Pulley bytecode under
+#                           qemu-user (bench/targets.sh)
 #   bench/run.sh fleet      the fleet server: device polls per second with SQLite, memory at 10,000
 #                           devices (bench/fleet.sh)
 #   bench/run.sh plugin-langs  a check and a hook in Rust, Python, JavaScript and C: size, first
@@ -22,7 +25,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 out=${BENCH_DIR:-$root/bench/out}
 mkdir -p "$out"
-sections=${*:-bundle install delta plugin plugin-langs device fleet}
+sections=${*:-bundle install delta plugin plugin-langs device targets fleet}
 
 echo "building airlock (release)…" >&2
 cargo build --release -q -p airlock -p airlock-testkit
@@ -119,6 +122,10 @@ if [[ " $sections " == *" device "* ]]; then
   bash "$root/bench/device-size.sh"
   host=$(rustc -vV | sed -n 's/^host: //p')
   bash "$root/bench/hooks.sh" "$airlock" "${CARGO_TARGET_DIR:-$root/target}/device/$host/airlock" "$out"
+fi
+
+if [[ " $sections " == *" targets "* ]]; then
+  bash "$root/bench/targets.sh" "$airlock" "$out"
 fi
 
 if [[ " $sections " == *" plugin-langs "* ]]; then

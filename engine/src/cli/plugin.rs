@@ -94,7 +94,8 @@ pub enum PluginCommand {
     Compile {
         plugin: PathBuf,
         /// The device's target: x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, or
-        /// armv7-unknown-linux-gnueabihf (= pulley32: bytecode for wasmtime's interpreter).
+        /// armv7-unknown-linux-gnueabihf (= pulley32: bytecode for wasmtime's interpreter); a
+        /// musl triple gets the form of its CPU, named by the glibc triple.
         #[arg(long)]
         target: Option<String>,
         /// Where to write the artifact (default: PLUGIN.TARGET.cwasm beside PLUGIN, where the

@@ -43,14 +43,22 @@ pub fn native_target() -> &'static str {
 
 /// The targets `airlock plugin compile --target` takes, for messages.
 pub const TARGETS: &str = "x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu and \
-                           armv7-unknown-linux-gnueabihf (or pulley32)";
+                           armv7-unknown-linux-gnueabihf (or pulley32), or their musl triples";
 
 /// What a device of target `name` runs: the same triple, but Pulley bytecode (`pulley32`) for
-/// 32-bit ARM, which Cranelift has no back end for and wasmtime runs in its interpreter.
+/// 32-bit ARM, which Cranelift has no back end for and wasmtime runs in its interpreter. A
+/// static musl build runs the same code as the glibc build for its CPU, and looks for it under
+/// the glibc triple (its [`native_target`]), so one form serves both.
 pub fn compile_target(name: &str) -> &str {
     let arch = name.split('-').next().unwrap_or(name);
     if arch == "arm" || arch.starts_with("armv7") || arch.starts_with("thumbv7") {
         "pulley32"
+    } else if name.ends_with("-linux-musl") {
+        match arch {
+            "x86_64" => "x86_64-unknown-linux-gnu",
+            "aarch64" => "aarch64-unknown-linux-gnu",
+            _ => name,
+        }
     } else {
         name
     }
@@ -280,6 +288,19 @@ mod tests {
             compile_target("aarch64-unknown-linux-gnu"),
             "aarch64-unknown-linux-gnu"
         );
+    }
+
+    #[test]
+    fn a_musl_build_runs_the_form_of_its_cpu() {
+        assert_eq!(
+            compile_target("aarch64-unknown-linux-musl"),
+            "aarch64-unknown-linux-gnu"
+        );
+        assert_eq!(
+            compile_target("x86_64-unknown-linux-musl"),
+            "x86_64-unknown-linux-gnu"
+        );
+        assert_eq!(compile_target("armv7-unknown-linux-musleabihf"), "pulley32");
     }
 
     #[test]
