@@ -10,5 +10,6 @@ airlock_initrd=/boot/initrd.img
 airlock_fdt=
 airlock_cmdline="ro rootwait console=ttyAMA0 panic=5"
 airlock_envfile=airlock/uboot.env
+airlock_envfile_redund=airlock/uboot-redund.env
 airlock_envpart=1
 airlock_envsize=0x4000

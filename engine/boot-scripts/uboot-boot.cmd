@@ -43,25 +43,84 @@ airlock_fdt=/boot/board.dtb
 airlock_cmdline="ro rootwait console=ttyS0,115200"
 # Where Airlock's variables live: empty for U-Boot's own environment (saveenv), or a file on the
 # FAT partition airlock_envpart of the boot medium, airlock_envsize bytes (fw_env.config:
-# the mounted file, offset 0, the same size).
+# the mounted file, offset 0, the same size). airlock_envfile_redund names a second file: a
+# redundant pair (two lines in fw_env.config), so that a power cut while one is rewritten leaves
+# the other.
 airlock_envfile=
+airlock_envfile_redund=
 airlock_envpart=1
 airlock_envsize=0x4000
 
 # --- Slot selection: no changes needed below --------------------------------------------------
 
-# The environment file, into memory the kernel is loaded to later (not ${scriptaddr}: this
-# script runs from there). A file that cannot be read leaves the variables unset: slot a.
+# The environment file(s), into memory the kernel is loaded to later (not ${scriptaddr}: this
+# script runs from there). A single file is what env import -c reads: CRC, then the variables.
+# A redundant copy has a flags byte between the two; moved one byte up, its CRC sits next to
+# its variables again. Of two valid copies the one with the higher flags is current (0 follows
+# 255), as for fw_setenv and Airlock. No valid file leaves the variables unset: slot a.
 airlock_envaddr=${kernel_addr_r}
+airlock_current=none
 if test -n "${airlock_envfile}"; then
+    setexpr airlock_envaddr2 ${airlock_envaddr} + ${airlock_envsize}
+    setexpr airlock_tmp ${airlock_envaddr2} + ${airlock_envsize}
+    setexpr airlock_envsize1 ${airlock_envsize} - 1
+    setexpr airlock_crc1 ${airlock_envaddr} + 1
+    setexpr airlock_crc2 ${airlock_envaddr2} + 1
     if load ${airlock_iface} ${airlock_devnum}:${airlock_envpart} ${airlock_envaddr} ${airlock_envfile}; then
-        if env import -c ${airlock_envaddr} ${airlock_envsize} airlock_primary airlock_trial; then
-            echo "airlock: read ${airlock_envfile}"
+        if test -z "${airlock_envfile_redund}"; then
+            if env import -c ${airlock_envaddr} ${airlock_envsize} airlock_primary airlock_trial; then
+                airlock_current=1
+            fi
         else
-            echo "airlock: ${airlock_envfile} is damaged; booting slot a"
+            setexpr airlock_flagaddr ${airlock_envaddr} + 4
+            setexpr.b airlock_flags1 *${airlock_flagaddr}
+            cp.b ${airlock_envaddr} ${airlock_tmp} 4
+            cp.b ${airlock_tmp} ${airlock_crc1} 4
+            if env import -c ${airlock_crc1} ${airlock_envsize1} airlock_primary airlock_trial; then
+                airlock_current=1
+            fi
         fi
+    fi
+    if test -n "${airlock_envfile_redund}"; then
+        if load ${airlock_iface} ${airlock_devnum}:${airlock_envpart} ${airlock_envaddr2} ${airlock_envfile_redund}; then
+            setexpr airlock_flagaddr ${airlock_envaddr2} + 4
+            setexpr.b airlock_flags2 *${airlock_flagaddr}
+            cp.b ${airlock_envaddr2} ${airlock_tmp} 4
+            cp.b ${airlock_tmp} ${airlock_crc2} 4
+            if env import -c ${airlock_crc2} ${airlock_envsize1} airlock_primary airlock_trial; then
+                # Both valid: the second is current if its flags are higher (their difference
+                # below 0x100), or if it follows 0xff.
+                if test "${airlock_current}" = 1; then
+                    setexpr airlock_diff ${airlock_flags2} - ${airlock_flags1}
+                    setexpr airlock_high ${airlock_diff} / 100
+                    if test "${airlock_high}" = 0 && test "${airlock_diff}" != 0; then
+                        airlock_current=2
+                    fi
+                    if test "${airlock_flags1}" = ff && test "${airlock_flags2}" = 0; then
+                        airlock_current=2
+                    fi
+                    if test "${airlock_flags1}" = 0 && test "${airlock_flags2}" = ff; then
+                        airlock_current=1
+                    fi
+                else
+                    airlock_current=2
+                fi
+            fi
+        fi
+        # Only the current copy's variables: an import keeps what the other one set and it lacks.
+        setenv airlock_primary
+        setenv airlock_trial
+        if test "${airlock_current}" = 1; then
+            env import -c ${airlock_crc1} ${airlock_envsize1} airlock_primary airlock_trial
+        fi
+        if test "${airlock_current}" = 2; then
+            env import -c ${airlock_crc2} ${airlock_envsize1} airlock_primary airlock_trial
+        fi
+    fi
+    if test "${airlock_current}" = none; then
+        echo "airlock: no valid ${airlock_envfile} ${airlock_envfile_redund}; booting slot a"
     else
-        echo "airlock: cannot read ${airlock_envfile}; booting slot a"
+        echo "airlock: read environment copy ${airlock_current}"
     fi
 fi
 
@@ -78,9 +137,34 @@ if test "${airlock_trial}" = "a" || test "${airlock_trial}" = "b"; then
     setenv airlock_trial
     airlock_saved=no
     if test -n "${airlock_envfile}"; then
-        if env export -c -s ${airlock_envsize} ${airlock_envaddr} airlock_primary; then
-            if fatwrite ${airlock_iface} ${airlock_devnum}:${airlock_envpart} ${airlock_envaddr} ${airlock_envfile} ${airlock_envsize}; then
-                airlock_saved=yes
+        if test -z "${airlock_envfile_redund}"; then
+            if env export -c -s ${airlock_envsize} ${airlock_envaddr} airlock_primary; then
+                if fatwrite ${airlock_iface} ${airlock_devnum}:${airlock_envpart} ${airlock_envaddr} ${airlock_envfile} ${airlock_envsize}; then
+                    airlock_saved=yes
+                fi
+            fi
+        else
+            # Into the other copy, with the current copy's flags + 1 (mod 0x100).
+            if test "${airlock_current}" = 1; then
+                airlock_to=${airlock_envaddr2}
+                airlock_tocrc=${airlock_crc2}
+                airlock_tofile=${airlock_envfile_redund}
+                setexpr airlock_flags ${airlock_flags1} + 1
+            else
+                airlock_to=${airlock_envaddr}
+                airlock_tocrc=${airlock_crc1}
+                airlock_tofile=${airlock_envfile}
+                setexpr airlock_flags ${airlock_flags2} + 1
+            fi
+            setexpr airlock_flags ${airlock_flags} % 100
+            if env export -c -s ${airlock_envsize1} ${airlock_tocrc} airlock_primary; then
+                cp.b ${airlock_tocrc} ${airlock_tmp} 4
+                cp.b ${airlock_tmp} ${airlock_to} 4
+                setexpr airlock_flagaddr ${airlock_to} + 4
+                mw.b ${airlock_flagaddr} ${airlock_flags}
+                if fatwrite ${airlock_iface} ${airlock_devnum}:${airlock_envpart} ${airlock_to} ${airlock_tofile} ${airlock_envsize}; then
+                    airlock_saved=yes
+                fi
             fi
         fi
     else
