@@ -22,6 +22,7 @@ rm -rf "$w" && mkdir -p "$w/BAT0"
 echo 80 > "$w/BAT0/capacity"; echo Discharging > "$w/BAT0/status"
 
 "$root/plugins/build.sh" rust python c >/dev/null 2>&1
+triples=("$host" aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
 p=$root/plugins/target
 # name|component|calls|arguments of `airlock plugin run` that make it approve
 cases=(
@@ -31,7 +32,7 @@ cases=(
 )
 # label|the command that runs that device build
 runtimes=()
-for triple in "$host" aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
+for triple in "${triples[@]}"; do
   runner=$("$root/scripts/device-runner" "$triple")
   case "$triple" in
     "$host")
@@ -45,13 +46,14 @@ command -v qemu-x86_64 >/dev/null || { echo "targets: needs qemu-x86_64 (apt-get
 for c in "${cases[@]}"; do
   IFS='|' read -r _ wasm _ _ <<<"$c"
   cp "$wasm" "$w/"
-  for triple in "$host" aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
+  for triple in "${triples[@]}"; do
     "$full" plugin compile "$w/$(basename "$wasm")" --target "$triple" | tail -1 >> "$w/precompiled.sha256"
   done
 done
 
 # JSON field of `airlock plugin run --json`
 field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.1f×", a / b; else print "-" }'; }
 echo "== targets: a plugin on each device build, precompiled; times in ms, $(nproc) cores =="
 printf "  %-30s %-34s %8s %10s %10s %9s\n" "plugin" "device build" "load" "first call" "warm call" "RSS MiB"
 for c in "${cases[@]}"; do
@@ -69,7 +71,6 @@ for c in "${cases[@]}"; do
     printf "  %-30s %-34s %8s %10s %10s %9s\n" "$label" "$how" "$(field load_ms <<<"$json")" \
       "$(field first_call_ms <<<"$json")" "${warm[$how]}" "$(awk -v k="$(cat "$w/.rss")" 'BEGIN{printf "%.0f", k/1024}')"
   done
-  ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.1f×", a / b; else print "-" }'; }
   native=${warm[x86_64 native]}
   emulated=${warm[x86_64 under qemu-x86_64]}
   arm64=${warm[aarch64 native, under qemu-aarch64]}
