@@ -254,6 +254,10 @@ impl Config {
         let boot = match raw.boot {
             BootConfig::Grub { env } => BootConfig::Grub { env: resolve(&env) },
             BootConfig::Sim { env } => BootConfig::Sim { env: resolve(&env) },
+            BootConfig::SystemdBoot { esp, tries } => BootConfig::SystemdBoot {
+                esp: resolve(&esp),
+                tries,
+            },
             BootConfig::Uboot { config } => BootConfig::Uboot {
                 config: resolve(&config),
             },

@@ -6,7 +6,7 @@
 //! - `source`: where bundle bytes come from (file, HTTP(S) with Range resume)
 //! - `bundle`: the bundle format: manifest, signatures, chunk index, reader and writer
 //! - `trust`: keyring and signature threshold
-//! - `boot`: bootloader backends (grub, uboot, sim, command)
+//! - `boot`: bootloader backends (grub, uboot, systemd-boot, sim, command)
 //! - `state`: the persistent, redundant, checksummed state journal
 //! - `fleet`: `airlock daemon`, the device side of hawkBit's DDI protocol (`device` feature)
 //! - [`fsutil`]: durable file writes shared by everything that persists

@@ -15,6 +15,7 @@
 //! |-----------|----------------------------------------|-------------------------------------|
 //! | `grub`    | a GRUB environment block (`grubenv`)   | `airlock_primary`, `airlock_trial`  |
 //! | `uboot`   | the U-Boot environment (fw_env.config) | `airlock_primary`, `airlock_trial`  |
+//! | `systemd-boot` | Boot Loader Specification entries on the ESP, with boot counting | `default` in `loader.conf`, entry names `slotb+1-0.conf` |
 //! | `sim`     | a small text file                      | `primary`, `trial`, `booted`        |
 //! | `command` | an operator-provided program           | (its own business)                  |
 //!
@@ -23,6 +24,7 @@
 mod command;
 mod grub;
 mod sim;
+mod systemd_boot;
 mod uboot;
 
 use std::fmt;
@@ -99,7 +101,7 @@ impl FromStr for Slot {
 
 /// A bootloader, seen as the try-once state described in the module docs.
 pub trait BootBackend: Send {
-    /// `"grub"`, `"uboot"`, `"sim"` or `"command"`.
+    /// `"grub"`, `"uboot"`, `"systemd-boot"`, `"sim"` or `"command"`.
     fn name(&self) -> &'static str;
     /// The slot booted when no trial is pending (the committed slot). Default `A` when unset.
     fn primary(&self) -> Result<Slot, BootError>;
@@ -235,7 +237,8 @@ pub fn booted_slot(backend: &dyn BootBackend, cmdline_path: &Path) -> Result<Slo
     })
 }
 
-/// The `[boot]` table of airlock.toml, tagged by `backend = "grub" | "uboot" | "sim" | "command"`.
+/// The `[boot]` table of airlock.toml, tagged by
+/// `backend = "grub" | "uboot" | "systemd-boot" | "sim" | "command"`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "backend", rename_all = "lowercase", deny_unknown_fields)]
 pub enum BootConfig {
@@ -245,6 +248,14 @@ pub enum BootConfig {
     Uboot {
         #[serde(default = "default_fw_env_config")]
         config: PathBuf,
+    },
+    /// systemd-boot's entries `slota.conf` / `slotb.conf` in `esp/loader/entries`, with boot
+    /// counting; `tries` is how many boots a trial gets before systemd-boot falls back.
+    #[serde(rename = "systemd-boot")]
+    SystemdBoot {
+        esp: PathBuf,
+        #[serde(default = "one_try")]
+        tries: u32,
     },
     /// The simulated bootloader of a device in a folder.
     Sim { env: PathBuf },
@@ -259,6 +270,10 @@ pub enum BootConfig {
 /// Where libubootenv looks for its configuration.
 pub const DEFAULT_FW_ENV_CONFIG: &str = "/etc/fw_env.config";
 
+fn one_try() -> u32 {
+    1
+}
+
 fn default_fw_env_config() -> PathBuf {
     PathBuf::from(DEFAULT_FW_ENV_CONFIG)
 }
@@ -269,6 +284,11 @@ pub fn open(config: &BootConfig) -> Result<Box<dyn BootBackend>, BootError> {
     let backend: Box<dyn BootBackend> = match config {
         BootConfig::Grub { env } => Box::new(VarBackend(grub::GrubStore::new(env))),
         BootConfig::Uboot { config } => Box::new(VarBackend(uboot::UbootStore::open(config)?)),
+        BootConfig::SystemdBoot { esp, tries } => Box::new(systemd_boot::SystemdBoot::open(
+            esp,
+            *tries,
+            Path::new(systemd_boot::DEFAULT_EFIVARS),
+        )?),
         BootConfig::Sim { env } => Box::new(VarBackend(sim::SimStore::new(env))),
         BootConfig::Command { command, timeout } => {
             return Ok(Box::new(command::CommandBackend::new(
@@ -519,6 +539,23 @@ mod tests {
             c,
             BootConfig::Uboot {
                 config: "/etc/fw2.config".into()
+            }
+        );
+
+        let c = parse("[boot]\nbackend = \"systemd-boot\"\nesp = \"/boot/efi\"\n").unwrap();
+        assert_eq!(
+            c,
+            BootConfig::SystemdBoot {
+                esp: "/boot/efi".into(),
+                tries: 1
+            }
+        );
+        let c = parse("[boot]\nbackend = \"systemd-boot\"\nesp = \"/efi\"\ntries = 3\n").unwrap();
+        assert_eq!(
+            c,
+            BootConfig::SystemdBoot {
+                esp: "/efi".into(),
+                tries: 3
             }
         );
 
