@@ -89,6 +89,9 @@ pub struct TrustConfig {
 pub enum SlotConfig {
     /// A pair of files or block devices, switched by the bootloader.
     Raw { a: PathBuf, b: PathBuf },
+    /// A pair of regular files, each holding exactly one payload (created if missing, sized to
+    /// it), switched by the bootloader: kernels and initramfs images on an ESP.
+    File { a: PathBuf, b: PathBuf },
     /// A symlink at `path` to `<path>.a` or `<path>.b`, switched without reboot.
     Directory { path: PathBuf },
 }
@@ -277,10 +280,19 @@ impl Config {
                     a: resolve(&a),
                     b: resolve(&b),
                 },
+                ("file", Some(a), Some(b), None) => SlotConfig::File {
+                    a: resolve(&a),
+                    b: resolve(&b),
+                },
                 ("directory", None, None, Some(p)) => SlotConfig::Directory { path: resolve(&p) },
                 ("raw", ..) => {
                     return Err(invalid(format!(
                         "[slots.{name}] a raw slot needs `a` and `b` (two files or block devices) and no `path`"
+                    )));
+                }
+                ("file", ..) => {
+                    return Err(invalid(format!(
+                        "[slots.{name}] a file slot needs `a` and `b` (two regular files) and no `path`"
                     )));
                 }
                 ("directory", ..) => {
@@ -290,7 +302,7 @@ impl Config {
                 }
                 (other, ..) => {
                     return Err(invalid(format!(
-                        "[slots.{name}] type = {other:?} is unknown; use \"raw\" (default) or \"directory\""
+                        "[slots.{name}] type = {other:?} is unknown; use \"raw\" (default), \"file\" or \"directory\""
                     )));
                 }
             };
@@ -414,6 +426,29 @@ path = "app"
         let busybox = GOOD.replace("data_dir", "reboot_command = [\"/sbin/reboot\"]\ndata_dir");
         let c3 = Config::parse(&busybox, Path::new("/dev-dir/airlock.toml")).unwrap();
         assert_eq!(c3.device.reboot_command, ["/sbin/reboot"]);
+    }
+
+    #[test]
+    fn file_slots_need_a_and_b() {
+        let with_kernel = format!(
+            "{GOOD}\n[slots.kernel]\ntype = \"file\"\na = \"esp/a/vmlinuz\"\nb = \"/boot/efi/b/vmlinuz\"\n"
+        );
+        let c = Config::parse(&with_kernel, Path::new("/dev-dir/airlock.toml")).unwrap();
+        assert_eq!(
+            c.slots["kernel"],
+            SlotConfig::File {
+                a: "/dev-dir/esp/a/vmlinuz".into(),
+                b: "/boot/efi/b/vmlinuz".into()
+            }
+        );
+        let bad = with_kernel.replace("b = \"/boot/efi/b/vmlinuz\"", "path = \"x\"");
+        let e = Config::parse(&bad, Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[slots.kernel] a file slot needs `a` and `b`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -181,3 +181,66 @@ fn booting_a_slot_that_was_never_committed_is_an_error_not_a_quiet_success() {
     assert_eq!(json["booted_uncommitted"], true);
     assert_eq!(json["primary"], "b");
 }
+
+/// A kernel on the ESP as a file slot: each side is created on its first write, holds exactly
+/// the payload, switches with the root filesystem and rolls back with it; an unchanged kernel
+/// is copied from the other side's file rather than downloaded.
+#[test]
+fn kernel_file_slot_switches_and_rolls_back_with_the_rootfs() {
+    let ws = Workspace::new();
+    let dev = ws.device("dev", "2MiB");
+    let esp = dev.dir.join("esp");
+    std::fs::create_dir_all(esp.join("a")).unwrap();
+    std::fs::create_dir_all(esp.join("b")).unwrap();
+    std::fs::write(esp.join("a/vmlinuz"), b"factory kernel").unwrap();
+    dev.append_config(
+        "\n[slots.kernel]\ntype = \"file\"\na = \"esp/a/vmlinuz\"\nb = \"esp/b/vmlinuz\"\n",
+    );
+    let kernel1 = image_bytes(300_000, 11);
+    ws.file("k1", &kernel1);
+    ws.file("v1.img", &image_bytes(1 << 20, 1));
+    let payloads = [("rootfs", "v1.img", "rootfs"), ("kernel", "k1", "kernel")];
+    let b1 = ws.bundle("v1.airlock", "1.0.0", "test-device", &payloads, "");
+    dev.install(&b1);
+    assert_eq!(std::fs::read(esp.join("b/vmlinuz")).unwrap(), kernel1);
+    assert_eq!(
+        std::fs::read(esp.join("a/vmlinuz")).unwrap(),
+        b"factory kernel",
+        "the running side's kernel is not touched"
+    );
+    dev.reboot(false);
+    assert_eq!(dev.status()["committed"]["version"], "1.0.0");
+
+    // Version 2, same kernel, into a, whose file is longer than the kernel and holds nothing of
+    // it: the file ends up exactly the payload.
+    std::fs::write(esp.join("a/vmlinuz"), vec![0xEE; 400_000]).unwrap();
+    ws.file("v2.img", &image_bytes(1 << 20, 2));
+    let payloads = [("rootfs", "v2.img", "rootfs"), ("kernel", "k1", "kernel")];
+    let b2 = ws.bundle("v2.airlock", "2.0.0", "test-device", &payloads, "");
+    // Over HTTP the unchanged kernel is copied from b's file, not downloaded.
+    let server = airlock_testkit::FaultServer::start().unwrap();
+    server.serve_file("/v2.airlock", &b2);
+    let report = dev.install_json(&server.url("/v2.airlock"));
+    assert_eq!(
+        report["reused_bytes"].as_u64(),
+        Some(kernel1.len() as u64),
+        "{report}"
+    );
+    assert_eq!(std::fs::read(esp.join("a/vmlinuz")).unwrap(), kernel1);
+    // It fails to boot: b, with its kernel, stays the committed side.
+    dev.reboot(true);
+    let st = dev.status();
+    assert_eq!(st["committed"]["version"], "1.0.0");
+    assert_eq!(st["booted"], "b");
+    assert_eq!(std::fs::read(esp.join("b/vmlinuz")).unwrap(), kernel1);
+
+    // A kernel slot whose directory is missing is refused before anything is written.
+    dev.edit_config("a = \"esp/a/vmlinuz\"", "a = \"esp/gone/vmlinuz\"");
+    let before = dev.slot("a");
+    let e = dev.fails(&["install", b2.to_str().unwrap()]);
+    assert!(
+        e.contains("esp/gone") && e.contains("directory must exist"),
+        "{e}"
+    );
+    assert_eq!(dev.slot("a"), before);
+}

@@ -117,7 +117,7 @@ pub fn status(config: &Path, json: bool) -> Result<()> {
                     .ok()
                     .map(|s| s.to_string()),
             )),
-            SlotConfig::Raw { .. } => None,
+            SlotConfig::Raw { .. } | SlotConfig::File { .. } => None,
         })
         .collect();
     let uncommitted = device.booted_uncommitted()?.is_some();

@@ -1113,11 +1113,14 @@ impl Device {
             .iter()
             .map(|p| match &p.target {
                 Target::Installer(plugin) if self.config.chain.installers.contains(plugin) => {
-                    Ok(PayloadPlan::Plugin { name: plugin.clone() })
+                    Ok(PayloadPlan::Plugin {
+                        name: plugin.clone(),
+                    })
                 }
-                Target::Installer(plugin) => {
-                    Err(InstallError::NoInstaller { payload: p.name.clone(), plugin: plugin.clone() })
-                }
+                Target::Installer(plugin) => Err(InstallError::NoInstaller {
+                    payload: p.name.clone(),
+                    plugin: plugin.clone(),
+                }),
                 Target::Slot(class) => match self.config.slots.get(class) {
                     None => Err(InstallError::UnknownSlotClass {
                         payload: p.name.clone(),
@@ -1125,35 +1128,54 @@ impl Device {
                         configured: configured(),
                     }),
                     Some(SlotConfig::Raw { a, b }) => {
-                        let (slot, active) = match target {
-                            Slot::A => (RawSlot::new(a), RawSlot::new(b)),
-                            Slot::B => (RawSlot::new(b), RawSlot::new(a)),
-                        };
-                        let capacity = slot.capacity()?;
-                        if p.size > capacity {
-                            return Err(InstallError::Refused(format!(
-                                "payload {:?} is {} bytes but slot {class} {target} ({}) holds only {capacity}; use a larger partition or a smaller image",
-                                p.name,
-                                p.size,
-                                slot.path().display()
-                            )));
-                        }
-                        let data_dir = &self.config.device.data_dir;
-                        Ok(PayloadPlan::Raw(RawPlan {
-                            slot,
-                            active,
-                            record: local_chunks::record_path(data_dir, class, target),
-                            active_record: local_chunks::record_path(data_dir, class, target.other()),
-                        }))
+                        self.raw_plan(p, class, target, [RawSlot::new(a), RawSlot::new(b)])
+                    }
+                    Some(SlotConfig::File { a, b }) => {
+                        self.raw_plan(p, class, target, [RawSlot::file(a), RawSlot::file(b)])
                     }
                     Some(SlotConfig::Directory { path }) => {
                         let slot = DirectorySlot::new(path);
                         slot.init()?;
-                        Ok(PayloadPlan::Directory { class: class.clone(), slot })
+                        Ok(PayloadPlan::Directory {
+                            class: class.clone(),
+                            slot,
+                        })
                     }
                 },
             })
             .collect()
+    }
+
+    /// A payload for a raw or file slot: `sides` are slot a and slot b; refuses a payload
+    /// larger than the side it goes to.
+    fn raw_plan(
+        &self,
+        p: &crate::bundle::PayloadInfo,
+        class: &str,
+        target: Slot,
+        sides: [RawSlot; 2],
+    ) -> Result<PayloadPlan, InstallError> {
+        let [a, b] = sides;
+        let (slot, active) = match target {
+            Slot::A => (a, b),
+            Slot::B => (b, a),
+        };
+        let capacity = slot.max_payload()?;
+        if p.size > capacity {
+            return Err(InstallError::Refused(format!(
+                "payload {:?} is {} bytes but slot {class} {target} ({}) holds only {capacity}; use a larger partition or a smaller image",
+                p.name,
+                p.size,
+                slot.path().display()
+            )));
+        }
+        let data_dir = &self.config.device.data_dir;
+        Ok(PayloadPlan::Raw(RawPlan {
+            slot,
+            active,
+            record: local_chunks::record_path(data_dir, class, target),
+            active_record: local_chunks::record_path(data_dir, class, target.other()),
+        }))
     }
 
     fn directory(&self, class: &str) -> Result<DirectorySlot, InstallError> {
@@ -1191,7 +1213,12 @@ pub(crate) struct RawPlan {
 fn raw_payloads(config: &Config, u: &Update) -> BTreeMap<String, Sha256Hex> {
     u.payloads
         .iter()
-        .filter(|(class, _)| matches!(config.slots.get(*class), Some(SlotConfig::Raw { .. })))
+        .filter(|(class, _)| {
+            matches!(
+                config.slots.get(*class),
+                Some(SlotConfig::Raw { .. } | SlotConfig::File { .. })
+            )
+        })
         .map(|(c, h)| (c.clone(), *h))
         .collect()
 }

@@ -7,6 +7,7 @@
 //! | backend           | a side is                                        | switched by         |
 //! |-------------------|--------------------------------------------------|---------------------|
 //! | [`RawSlot`]       | a regular file (pre-allocated) or a block device | the bootloader      |
+//! | [`RawSlot::file`] | a regular file holding exactly one payload       | the bootloader      |
 //! | [`DirectorySlot`] | the directory `<path>.a` or `<path>.b`           | flipping `<path>`   |
 //!
 //! A raw slot receives the payload bytes as they are ([`RawWriter`]: sequential, buffered,
@@ -14,8 +15,8 @@
 //! archive, which [`DirectorySlot::install`] checks entry by entry: only regular files,
 //! directories and symlinks that stay inside the slot directory are unpacked.
 //!
-//! A raw slot is never created or truncated here; the active side of a directory slot is never
-//! written.
+//! A raw slot is never created or truncated here (a file slot's side is: created if missing, sized
+//! to its payload); the active side of a directory slot is never written.
 
 mod directory;
 mod raw;
@@ -42,6 +43,11 @@ pub enum SlotError {
         kind: &'static str,
         hint: String,
     },
+    #[error(
+        "file slot {path} is {kind}, not a regular file; a `type = \"file\"` slot holds each \
+         payload in a file of its own (use type = \"raw\" for a partition)"
+    )]
+    NotFile { path: PathBuf, kind: &'static str },
     #[error("cannot {action} {path}: {source}; {hint}")]
     Io {
         action: &'static str,

@@ -3,6 +3,11 @@
 //! The payload is written as it is, from byte 0, sequentially. A raw slot is never created or
 //! truncated here: partitions exist, and slot files are allocated once (`airlock sim init`,
 //! `fallocate`). Bytes past the payload keep whatever they held.
+//!
+//! A file slot ([`RawSlot::file`], `type = "file"`) is the exception: each side is a regular
+//! file that holds exactly one payload, such as a kernel or an initramfs on the ESP. Writing it
+//! creates the file if it is missing and sets its length to the payload's before the first byte,
+//! so a resumed write finds it as it left it and nothing of an older, longer payload remains.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Take, Write};
@@ -10,6 +15,25 @@ use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 
 use super::{SlotError, config_hint, is_no_space};
+
+/// What a path that is not a slot is, for messages: "a directory", "a block device", …
+fn describe(kind: fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_fifo() {
+        "a fifo"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else {
+        "of an unknown file type"
+    }
+}
 
 /// Bytes a [`RawWriter`] gathers before it writes them out, and a [`RawReader`] reads at once.
 const BUFFER: usize = 1 << 20;
@@ -20,6 +44,8 @@ pub struct RawSlot {
     path: PathBuf,
     /// Where the path came from in airlock.toml (`[slots.rootfs] b`), for error messages.
     key: Option<String>,
+    /// A file slot: created if missing and sized to each payload.
+    sized_to_payload: bool,
 }
 
 impl RawSlot {
@@ -27,7 +53,55 @@ impl RawSlot {
         RawSlot {
             path: path.into(),
             key: None,
+            sized_to_payload: false,
         }
+    }
+
+    /// A file slot: a regular file that holds exactly the payload written into it.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        RawSlot {
+            sized_to_payload: true,
+            ..RawSlot::new(path)
+        }
+    }
+
+    /// The largest payload the slot takes: its capacity, or no limit for a file slot (a full
+    /// filesystem is reported while writing, naming the byte).
+    /// For a file slot it also checks, before anything is written, that the path is a regular
+    /// file or can become one.
+    pub fn max_payload(&self) -> Result<u64, SlotError> {
+        if self.sized_to_payload {
+            self.check_file_side().map(|_| u64::MAX)
+        } else {
+            self.capacity()
+        }
+    }
+
+    /// A file slot's side: a regular file, or missing in a directory that exists. Returns that
+    /// directory.
+    fn check_file_side(&self) -> Result<&Path, SlotError> {
+        match fs::metadata(&self.path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(meta) => {
+                return Err(SlotError::NotFile {
+                    path: self.path.clone(),
+                    kind: describe(meta.file_type()),
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.io_error("inspect", e)),
+        }
+        let dir = crate::fsutil::parent_dir(&self.path);
+        if !dir.is_dir() {
+            return Err(SlotError::Missing {
+                what: "directory of slot file",
+                path: dir.to_path_buf(),
+                hint: "a file slot's file is created when it is first written, its directory \
+                       must exist: make it on the image"
+                    .into(),
+            });
+        }
+        Ok(dir)
     }
 
     /// Names the airlock.toml key this path came from (e.g. `[slots.rootfs] b`), so that an
@@ -56,20 +130,9 @@ impl RawSlot {
                 .seek(SeekFrom::End(0))
                 .map_err(|e| self.io_error("find the size of", e));
         }
-        let kind = if kind.is_dir() {
-            "a directory"
-        } else if kind.is_char_device() {
-            "a character device"
-        } else if kind.is_fifo() {
-            "a fifo"
-        } else if kind.is_socket() {
-            "a socket"
-        } else {
-            "of an unknown file type"
-        };
         Err(SlotError::NotRaw {
             path: self.path.clone(),
-            kind,
+            kind: describe(kind),
             hint: config_hint(self.key.as_deref()),
         })
     }
@@ -78,7 +141,10 @@ impl RawSlot {
     /// fresh install, the first byte not yet durable when resuming). Never creates, never
     /// truncates. Refuses, before writing anything, a payload larger than the slot.
     pub fn open_writer(&self, payload_size: u64, start: u64) -> Result<RawWriter, SlotError> {
-        let capacity = self.capacity()?;
+        if self.sized_to_payload {
+            self.size_file(payload_size)?;
+        }
+        let capacity = self.max_payload()?;
         if payload_size > capacity {
             return Err(SlotError::TooSmall {
                 path: self.path.clone(),
@@ -133,6 +199,31 @@ impl RawSlot {
             position: 0,
             len,
         })
+    }
+
+    /// A file slot before it is written: create it if missing (durably, in its directory) and
+    /// set its length to the payload's. Anything but a regular file at the path is refused.
+    fn size_file(&self, payload_size: u64) -> Result<(), SlotError> {
+        let dir = self.check_file_side()?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.path)
+            .map_err(|e| self.io_error("create", e))?;
+        file.set_len(payload_size).map_err(|source| {
+            if is_no_space(&source) {
+                SlotError::NoSpace {
+                    path: self.path.clone(),
+                    offset: 0,
+                }
+            } else {
+                self.io_error("set the length of", source)
+            }
+        })?;
+        file.sync_all()
+            .and_then(|()| crate::fsutil::sync_dir(dir))
+            .map_err(|e| self.io_error("sync", e))
     }
 
     fn open_error(&self, action: &'static str, source: io::Error) -> SlotError {
@@ -473,5 +564,55 @@ mod tests {
         let mut w = RawWriter::open(Path::new("/dev/full"), 0, u64::MAX).unwrap();
         let err = w.write(&vec![0; BUFFER + 1]).unwrap_err();
         assert!(matches!(err, SlotError::NoSpace { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_file_slot_is_created_sized_to_the_payload_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let slot = RawSlot::file(dir.path().join("vmlinuz"));
+        assert_eq!(slot.max_payload().unwrap(), u64::MAX);
+        let data = pattern(BUFFER + 5_000);
+        let mut w = slot.open_writer(data.len() as u64, 0).unwrap();
+        w.write(&data[..3_000]).unwrap();
+        w.sync().unwrap();
+        drop(w);
+        // Resumed: the file is found as it was left, at the payload's length.
+        assert_eq!(slot.capacity().unwrap(), data.len() as u64);
+        let mut w = slot.open_writer(data.len() as u64, 3_000).unwrap();
+        w.write(&data[3_000..]).unwrap();
+        w.sync().unwrap();
+        drop(w);
+        assert_eq!(fs::read(slot.path()).unwrap(), data);
+
+        // A shorter payload leaves nothing of the longer one behind.
+        let short = pattern(1_000);
+        let mut w = slot.open_writer(1_000, 0).unwrap();
+        w.write(&short).unwrap();
+        w.sync().unwrap();
+        drop(w);
+        assert_eq!(fs::read(slot.path()).unwrap(), short);
+    }
+
+    #[test]
+    fn a_file_slot_refuses_what_is_not_a_regular_file_and_a_missing_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = RawSlot::file(dir.path())
+            .open_writer(10, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("is a directory, not a regular file") && err.contains("type = \"raw\""),
+            "{err}"
+        );
+        let missing = dir.path().join("no-such-dir/vmlinuz");
+        let err = RawSlot::file(&missing)
+            .open_writer(10, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no-such-dir") && err.contains("directory must exist"),
+            "{err}"
+        );
+        assert!(!missing.exists());
     }
 }
