@@ -1,12 +1,15 @@
-//! Durable file writes: the one way everything in Airlock persists a small file.
+//! Durable file writes: the one way everything in Airlock persists a file.
 //!
 //! write a temporary file next to the target → fsync it → rename over the target → fsync it
 //! again and the directory. After a power cut the target holds either the old or the new
-//! content, never a mix.
+//! content, never a mix. [`atomic_write`] does it for bytes in memory, [`persist`] for a file
+//! streamed into a [`NamedTempFile`] in the target's directory.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
+
+use tempfile::NamedTempFile;
 
 /// Atomically replace `path` with `data`, durable once this returns.
 pub fn atomic_write(path: &Path, data: &[u8]) -> io::Result<()> {
@@ -25,11 +28,24 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> io::Result<()> {
     f.write_all(data)?;
     f.sync_all()?;
     fs::rename(&tmp, path)?;
+    synced_in_place(&f, path)
+}
+
+/// Moves `tmp`, written completely and created in `path`'s directory, over `path`: durable once
+/// this returns, as [`atomic_write`].
+pub fn persist(tmp: NamedTempFile, path: &Path) -> io::Result<()> {
+    tmp.as_file().sync_all()?;
+    let f = tmp.persist(path).map_err(|e| e.error)?;
+    synced_in_place(&f, path)
+}
+
+/// After the rename of `f` to `path`: makes the new name durable.
+fn synced_in_place(f: &File, path: &Path) -> io::Result<()> {
     // vfat (the ESP that holds GRUB's environment block) keeps a file's start and size in its
     // directory entry and writes that entry with the file, not with the directory: after the
     // rename only syncing the file again writes the entry under its new name.
     f.sync_all()?;
-    sync_dir(dir)
+    sync_dir(parent_dir(path))
 }
 
 /// fsync a directory so that a rename or a new entry in it survives a power cut.
@@ -61,6 +77,25 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state")]);
+    }
+
+    #[test]
+    fn persist_moves_a_streamed_file_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("artifact");
+        fs::write(&target, b"old").unwrap();
+        let mut tmp = NamedTempFile::new_in(dir.path()).unwrap();
+        tmp.write_all(b"new, streamed").unwrap();
+        persist(tmp, &target).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"new, streamed");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+
+        // Into a directory that is gone: an error, and the temporary file is not left behind.
+        let other = tempfile::tempdir().unwrap();
+        let tmp = NamedTempFile::new_in(other.path()).unwrap();
+        let err = persist(tmp, &dir.path().join("missing/artifact")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert_eq!(fs::read_dir(other.path()).unwrap().count(), 0);
     }
 }
 

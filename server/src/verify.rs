@@ -88,12 +88,12 @@ pub async fn receive(
     })
 }
 
-/// Moves a verified upload to its final name (idempotent: equal content, equal name).
+/// Moves a verified upload to its final name, durably (idempotent: equal content, equal name).
 pub fn keep(v: Verified, dir: &Path) -> Result<PathBuf, UploadError> {
     let path = artifact_path(dir, &v.sha256);
-    v.file.persist(&path).map_err(|e| UploadError::Io {
+    airlock::fsutil::persist(v.file, &path).map_err(|source| UploadError::Io {
         dir: dir.display().to_string(),
-        source: e.error,
+        source,
     })?;
     Ok(path)
 }

@@ -76,25 +76,7 @@ pub fn fails(args: &[&str]) -> String {
     stderr
 }
 
-/// Deterministic image content: pseudo-random bytes, zeros and text, like the benchmark image.
-pub fn image_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    while out.len() < len / 2 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.resize(len * 3 / 4, 0);
-    while out.len() < len {
-        out.extend_from_slice(
-            format!("airlock e2e filler {seed}: the quick brown fox\n").as_bytes(),
-        );
-    }
-    out.truncate(len);
-    out
-}
+pub use airlock_testkit::{image_bytes, random_bytes};
 
 /// A folder holding keys, images, bundles and simulated devices for one test.
 pub struct Workspace {
@@ -249,20 +231,6 @@ pub fn assert_prefix(path: &Path, expected: &[u8]) {
 }
 
 // ---- Helpers for the bad-input and HTTP tests (bad_input.rs, http.rs) ----
-
-/// Pseudo-random bytes that do not compress, so a bundle is about as large as its image.
-pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x2545_F491_4F6C_DD1D;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// Status, stdout and stderr of a finished command, for assertion messages.
 pub fn output_text(out: &Output) -> String {

@@ -90,8 +90,7 @@ pub fn extract<R: BundleInput>(
         break;
     }
     let tmp = writer.into_inner().map_err(|e| write_err(e.into_error()))?;
-    tmp.as_file().sync_all().map_err(write_err)?;
-    tmp.persist(out).map_err(|e| write_err(e.error))?;
+    crate::fsutil::persist(tmp, out).map_err(write_err)?;
     Ok(written)
 }
 

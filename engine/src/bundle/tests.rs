@@ -25,27 +25,7 @@ fn policy(keys: &[&SigningKey], threshold: usize) -> TrustPolicy {
     TrustPolicy::new(keys, threshold).unwrap()
 }
 
-/// Deterministic mixed content: pseudo-random bytes, zeros and text, like the benchmark image.
-fn image(len: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    while out.len() < len / 2 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.resize(len * 3 / 4, 0);
-    while out.len() < len {
-        out.extend_from_slice(
-            b"airlock test filler: the quick brown fox jumps over the lazy dog\n",
-        );
-    }
-    out.truncate(len);
-    out
-}
+use airlock_testkit::image_bytes as image;
 
 struct Fixture {
     dir: tempfile::TempDir,

@@ -374,12 +374,9 @@ fn copy_entry(
     out.write_all(&[0u8; 512][..padding])
 }
 
-/// fsync the finished temporary file and rename it into place.
+/// Moves the finished temporary file into place, durably.
 fn persist(tmp: NamedTempFile, out: &Path) -> Result<(), BundleError> {
-    let write_err = |e| BundleError::io(format!("writing {}", out.display()), e);
-    tmp.as_file().sync_all().map_err(write_err)?;
-    tmp.persist(out).map_err(|e| write_err(e.error))?;
-    fsutil::sync_dir(fsutil::parent_dir(out)).map_err(write_err)
+    fsutil::persist(tmp, out).map_err(|e| BundleError::io(format!("writing {}", out.display()), e))
 }
 
 /// Size and sha256 of a plugin file (a component or a precompiled form), within [`PLUGIN_MAX`].

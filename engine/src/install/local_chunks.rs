@@ -189,15 +189,7 @@ mod tests {
     use super::*;
 
     fn content(len: usize, seed: u32) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect()
+        airlock_testkit::random_bytes(len, seed.into())
     }
 
     fn entry_of(data: &[u8]) -> ChunkEntry {

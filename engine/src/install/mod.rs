@@ -993,11 +993,7 @@ impl Device {
             plugin.precompiled = precompiled.map(|p| p.sha256);
             match plugin.precompiled {
                 Some(_) => {
-                    tmp.as_file()
-                        .sync_all()
-                        .map_err(|e| saving(&info.name, &e))?;
-                    tmp.persist(&artifact)
-                        .map_err(|e| saving(&info.name, &e.error))?;
+                    crate::fsutil::persist(tmp, &artifact).map_err(|e| saving(&info.name, &e))?
                 }
                 None => match std::fs::remove_file(&artifact) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -113,7 +113,7 @@ impl Cache {
         let _ = fs::remove_file(path);
     }
 
-    /// Writes `artifact` (plus its checksum) to `path`: temp file, fsync, rename, fsync dir.
+    /// Writes `artifact` (plus its checksum) to `path`, durably ([`crate::fsutil::persist`]).
     pub fn store(&self, path: &Path, artifact: &[u8]) -> Result<(), PluginError> {
         let err = |e: std::io::Error| PluginError::Cache {
             path: path.to_path_buf(),
@@ -125,9 +125,7 @@ impl Cache {
             .map_err(err)?;
         tmp.write_all(artifact).map_err(err)?;
         tmp.write_all(&Sha256::digest(artifact)).map_err(err)?;
-        tmp.as_file().sync_all().map_err(err)?;
-        tmp.persist(path).map_err(|e| err(e.error))?;
-        crate::fsutil::sync_dir(&self.dir).map_err(err)
+        crate::fsutil::persist(tmp, path).map_err(err)
     }
 }
 

@@ -318,15 +318,7 @@ impl TestServer {
     pub fn bundle(&self, name: &str, version: &str, key: &Path, size: usize) -> PathBuf {
         let dir = self.dir.path();
         let payload = dir.join(format!("{name}-{version}.img"));
-        let mut x: u64 = 0x9e3779b97f4a7c15 ^ size as u64 ^ version.len() as u64;
-        let mut data = Vec::with_capacity(size);
-        while data.len() < size {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            data.extend_from_slice(&x.to_le_bytes());
-        }
-        data.truncate(size);
+        let mut data = airlock_testkit::random_bytes(size, size as u64 ^ version.len() as u64);
         data.extend_from_slice(version.as_bytes());
         std::fs::write(&payload, &data).unwrap();
         let spec = BundleSpec {

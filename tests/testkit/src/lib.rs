@@ -4,7 +4,10 @@
 //!   from a directory) and can misbehave on demand ([`Faults`]) — drop connections, stall, lie
 //!   about lengths, corrupt bytes, answer errors, ignore `Range` — while recording every
 //!   [`Request`] so tests can assert how a client resumed.
+//! - [`image_bytes`] and [`random_bytes`]: deterministic images and payloads.
 
 mod fault_server;
+mod images;
 
 pub use fault_server::{FaultServer, Faults, Request};
+pub use images::{image_bytes, random_bytes};
