@@ -1,3 +1,6 @@
+use std::io;
+use std::path::PathBuf;
+
 use crate::boot::{BootError, Slot};
 use crate::bundle::BundleError;
 use crate::config::ConfigError;
@@ -81,8 +84,54 @@ pub enum InstallError {
         seconds: u64,
         at: String,
     },
-    #[error("{0}")]
-    Refused(String),
+    #[error(
+        "another airlock process is working on this device (it holds {}); wait for it to finish",
+        lock.display()
+    )]
+    Busy { lock: PathBuf },
+    #[error("cannot {action} {}: {source}; check [device] data_dir", path.display())]
+    DataDir {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error(
+        "{release} is {phase} in slot {target} but the device runs slot {booted}; reboot into the new slot before committing"
+    )]
+    NotBootedIntoUpdate {
+        release: String,
+        phase: &'static str,
+        target: Slot,
+        booted: Slot,
+    },
+    #[error(
+        "payload {payload:?} is {size} bytes but slot {class} {target} ({}) holds only {capacity}; use a larger partition or a smaller image",
+        path.display()
+    )]
+    PayloadTooLarge {
+        payload: String,
+        size: u64,
+        class: String,
+        target: Slot,
+        path: PathBuf,
+        capacity: u64,
+    },
+    #[error(
+        "the journal names directory slot {class:?}, which the configuration no longer has as a directory slot; restore [slots.{class}]"
+    )]
+    DirectorySlotGone { class: String },
+    #[error(
+        "the bundle brings plugin {plugin:?} without a precompiled form for {target}, and this device build of airlock cannot compile it; add \"{target}\" to `precompile` in its [[plugin]] of the bundle description and build the bundle again"
+    )]
+    NoPrecompiledForm { plugin: String, target: String },
+    #[error("cannot save bundled plugin {plugin} to {}: {source}; check [device] data_dir", dir.display())]
+    SaveBundledPlugin {
+        plugin: String,
+        dir: PathBuf,
+        source: io::Error,
+    },
+    #[error("plugin {plugin:?} is not configured: add [plugins.{plugin}] with its path")]
+    PluginNotConfigured { plugin: String },
 }
 
 impl InstallError {

@@ -113,12 +113,13 @@ impl Device {
         let lock_path = data_dir.join("lock");
         let lock = std::fs::create_dir_all(data_dir)
             .and_then(|()| FileLock::try_acquire(&lock_path))
-            .map_err(|e| InstallError::Refused(format!("cannot lock {}: {e}; check [device] data_dir", lock_path.display())))?
-            .ok_or_else(|| {
-                InstallError::Refused(format!(
-                    "another airlock process is working on this device (it holds {}); wait for it to finish",
-                    lock_path.display()
-                ))
+            .map_err(|source| InstallError::DataDir {
+                action: "lock",
+                path: lock_path.clone(),
+                source,
+            })?
+            .ok_or_else(|| InstallError::Busy {
+                lock: lock_path.clone(),
             })?;
         let mut device = Self::open_read_only(config)?;
         device._lock = Some(lock);
@@ -300,11 +301,12 @@ impl Device {
         // From here on the target slots are overwritten: their records no longer hold.
         for p in &plan {
             if let PayloadPlan::Raw(raw) = p {
-                local_chunks::forget_record(&raw.record).map_err(|e| {
-                    InstallError::Refused(format!(
-                        "cannot remove {}: {e}; check [device] data_dir",
-                        raw.record.display()
-                    ))
+                local_chunks::forget_record(&raw.record).map_err(|source| {
+                    InstallError::DataDir {
+                        action: "remove",
+                        path: raw.record.clone(),
+                        source,
+                    }
                 })?;
             }
         }
@@ -723,12 +725,12 @@ impl Device {
                     u.target
                 ))
             }
-            Some(u) => Err(InstallError::Refused(format!(
-                "{} is {} in slot {} but the device runs slot {booted}; reboot into the new slot before committing",
-                describe(&u.release),
-                phase_name(u.phase),
-                u.target
-            ))),
+            Some(u) => Err(InstallError::NotBootedIntoUpdate {
+                release: describe(&u.release),
+                phase: phase_name(u.phase),
+                target: u.target,
+                booted,
+            }),
         }
     }
 
@@ -958,22 +960,19 @@ impl Device {
         if !cfg!(feature = "compiler")
             && let Some(p) = wanted.iter().find(|p| p.precompiled_for(target).is_none())
         {
-            return Err(InstallError::Refused(format!(
-                "the bundle brings plugin {:?} without a precompiled form for {target}, and this \
-                 device build of airlock cannot compile it; add \"{target}\" to `precompile` \
-                 in its [[plugin]] of the bundle description and build the bundle again",
-                p.name
-            )));
+            return Err(InstallError::NoPrecompiledForm {
+                plugin: p.name.clone(),
+                target: target.to_string(),
+            });
         }
         let wanted: Vec<String> = wanted.iter().map(|p| p.name.clone()).collect();
         let dir = self.bundled_dir(manifest_sha256);
-        let saving = |name: &str, e: &dyn std::fmt::Display| {
-            InstallError::Refused(format!(
-                "cannot save bundled plugin {name} to {}: {e}; check [device] data_dir",
-                dir.display()
-            ))
+        let saving = |name: &str, source: std::io::Error| InstallError::SaveBundledPlugin {
+            plugin: name.to_string(),
+            dir: dir.clone(),
+            source,
         };
-        std::fs::create_dir_all(&dir).map_err(|e| saving("plugins", &e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| saving("plugins", e))?;
         let mut saved = Vec::new();
         while let Some((info, bytes)) = reader.next_plugin()? {
             if !wanted.contains(&info.name) {
@@ -984,25 +983,24 @@ impl Device {
                 path: dir.join(format!("{}.wasm", info.name)),
                 precompiled: None,
             };
-            crate::fsutil::atomic_write(&plugin.path, &bytes)
-                .map_err(|e| saving(&info.name, &e))?;
+            crate::fsutil::atomic_write(&plugin.path, &bytes).map_err(|e| saving(&info.name, e))?;
             let artifact = plugin.precompiled_path();
             let mut tmp =
-                tempfile::NamedTempFile::new_in(&dir).map_err(|e| saving(&info.name, &e))?;
+                tempfile::NamedTempFile::new_in(&dir).map_err(|e| saving(&info.name, e))?;
             let precompiled = reader.read_precompiled(target, tmp.as_file_mut())?;
             plugin.precompiled = precompiled.map(|p| p.sha256);
             match plugin.precompiled {
                 Some(_) => {
-                    crate::fsutil::persist(tmp, &artifact).map_err(|e| saving(&info.name, &e))?
+                    crate::fsutil::persist(tmp, &artifact).map_err(|e| saving(&info.name, e))?
                 }
                 None => match std::fs::remove_file(&artifact) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(saving(&info.name, &e));
+                        return Err(saving(&info.name, e));
                     }
                     _ => {}
                 },
             }
-            crate::fsutil::sync_dir(&dir).map_err(|e| saving(&info.name, &e))?;
+            crate::fsutil::sync_dir(&dir).map_err(|e| saving(&info.name, e))?;
             info!(plugin = %plugin.name, precompiled = plugin.precompiled.is_some(), "using the plugin the bundle brought");
             self.plugins.use_bundled(&plugin);
             saved.push(plugin);
@@ -1158,12 +1156,14 @@ impl Device {
         };
         let capacity = slot.max_payload()?;
         if p.size > capacity {
-            return Err(InstallError::Refused(format!(
-                "payload {:?} is {} bytes but slot {class} {target} ({}) holds only {capacity}; use a larger partition or a smaller image",
-                p.name,
-                p.size,
-                slot.path().display()
-            )));
+            return Err(InstallError::PayloadTooLarge {
+                payload: p.name.clone(),
+                size: p.size,
+                class: class.to_string(),
+                target,
+                path: slot.path().to_path_buf(),
+                capacity,
+            });
         }
         let data_dir = &self.config.device.data_dir;
         Ok(PayloadPlan::Raw(RawPlan {
@@ -1177,9 +1177,9 @@ impl Device {
     fn directory(&self, class: &str) -> Result<DirectorySlot, InstallError> {
         match self.config.slots.get(class) {
             Some(SlotConfig::Directory { path }) => Ok(DirectorySlot::new(path)),
-            _ => Err(InstallError::Refused(format!(
-                "the journal names directory slot {class:?}, which the configuration no longer has as a directory slot; restore [slots.{class}]"
-            ))),
+            _ => Err(InstallError::DirectorySlotGone {
+                class: class.to_string(),
+            }),
         }
     }
 }

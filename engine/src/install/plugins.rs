@@ -82,18 +82,19 @@ impl PluginRunner {
     }
 
     fn host(&mut self) -> Result<&PluginHost, InstallError> {
-        if self.host.is_none() {
-            let mut host = PluginHost::new(&self.cache_dir)?;
-            host.trust_digest_list(&self.digest_list)?;
-            host.set_precompiled_dir(self.precompiled_dir.clone());
-            for (artifact, sha256) in &self.bundled_artifacts {
-                host.trust_bundled_artifact(artifact.clone(), sha256.clone());
+        let host = match self.host.take() {
+            Some(host) => host,
+            None => {
+                let mut host = PluginHost::new(&self.cache_dir)?;
+                host.trust_digest_list(&self.digest_list)?;
+                host.set_precompiled_dir(self.precompiled_dir.clone());
+                for (artifact, sha256) in &self.bundled_artifacts {
+                    host.trust_bundled_artifact(artifact.clone(), sha256.clone());
+                }
+                host
             }
-            self.host = Some(host);
-        }
-        self.host
-            .as_ref()
-            .ok_or_else(|| InstallError::Refused("the plugin host did not start".into()))
+        };
+        Ok(self.host.insert(host))
     }
 
     fn plugin(&mut self, name: &str, world: World) -> Result<Plugin, InstallError> {
@@ -113,9 +114,9 @@ impl PluginRunner {
             config.path = saved;
             true
         } else if !self.configs.contains_key(name) {
-            return Err(InstallError::Refused(format!(
-                "plugin {name:?} is not configured: add [plugins.{name}] with its path"
-            )));
+            return Err(InstallError::PluginNotConfigured {
+                plugin: name.to_string(),
+            });
         } else {
             false
         };
