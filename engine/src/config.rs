@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::boot::BootConfig;
 use crate::chain::{Chain, World};
+use crate::source::HttpOptions;
 
 pub use fleet::{DEFAULT_POLL_INTERVAL, DEFAULT_TENANT, FleetAuth, FleetConfig};
 pub use plugin::{ByteSize, DEFAULT_MEMORY, DEFAULT_TIMEOUT, DirGrant, PluginConfig};
@@ -127,14 +128,31 @@ pub struct DownloadConfig {
 }
 
 impl Default for DownloadConfig {
+    /// The HTTP client's defaults ([`HttpOptions::default`]), with delta installs on.
     fn default() -> Self {
+        let http = HttpOptions::default();
         Self {
-            retries: 8,
-            connect_timeout: Duration::from_secs(15),
-            read_timeout: Duration::from_secs(30),
-            backoff: Duration::from_secs(1),
-            ca_file: None,
+            retries: http.retries,
+            connect_timeout: http.connect_timeout,
+            read_timeout: http.read_timeout,
+            backoff: http.backoff,
+            ca_file: http.ca_file,
             delta: true,
+        }
+    }
+}
+
+impl DownloadConfig {
+    /// These settings as the HTTP client's options: one open-ended request per transfer and no
+    /// extras, until the caller sets them.
+    pub fn http_options(&self) -> HttpOptions {
+        HttpOptions {
+            connect_timeout: self.connect_timeout,
+            read_timeout: self.read_timeout,
+            retries: self.retries,
+            backoff: self.backoff,
+            ca_file: self.ca_file.clone(),
+            ..HttpOptions::default()
         }
     }
 }

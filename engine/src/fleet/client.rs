@@ -95,15 +95,12 @@ impl DdiClient {
                 key: key.clone(),
             });
         let options = HttpOptions {
-            connect_timeout: download.connect_timeout,
-            read_timeout: download.read_timeout,
-            ca_file: download.ca_file.clone(),
             extras: HttpExtras {
                 headers: vec![auth.clone()],
                 ca_file: fleet.ca_file.clone(),
                 identity: identity.clone(),
             },
-            ..HttpOptions::default()
+            ..download.http_options()
         };
         let http = source::build_client(&options).map_err(FleetError::Setup)?;
         let base = format!(

@@ -185,15 +185,10 @@ impl Device {
 
     /// `delta`: ask for bounded ranges, starting with the head, instead of the whole bundle.
     fn http_options(&self, delta: bool, extras: &HttpExtras) -> HttpOptions {
-        let d = &self.config.download;
         HttpOptions {
-            connect_timeout: d.connect_timeout,
-            read_timeout: d.read_timeout,
-            retries: d.retries,
-            backoff: d.backoff,
-            ca_file: d.ca_file.clone(),
             window: delta.then_some(FIRST_REQUEST),
             extras: extras.clone(),
+            ..self.config.download.http_options()
         }
     }
 

@@ -730,7 +730,14 @@ fn respond(stream: &mut TcpStream, head: &Head, shared: &Shared) -> io::Result<b
             corrupt_at: faults.corrupt_at,
         };
         let mut sent = 0;
-        let complete = send_body(stream, &mut resolved.body, &plan, shared, &mut sent);
+        let complete = send_body(
+            stream,
+            &mut resolved.body,
+            &plan,
+            shared,
+            recorded,
+            &mut sent,
+        );
         if let Some(request) = shared.lock().requests.get_mut(recorded) {
             request.body_bytes = sent;
         }
@@ -748,8 +755,14 @@ fn send_body(
     body: &mut Body,
     plan: &Plan,
     shared: &Shared,
+    recorded: usize,
     sent_bytes: &mut u64,
 ) -> io::Result<bool> {
+    let count = |bytes: u64| {
+        if let Some(request) = shared.lock().requests.get_mut(recorded) {
+            request.body_bytes = bytes;
+        }
+    };
     if let Body::File(f) = body {
         f.seek(SeekFrom::Start(plan.start))?;
     }
@@ -792,7 +805,12 @@ fn send_body(
         {
             chunk[(x - pos) as usize] ^= 0xff;
         }
-        stream.write_all(chunk)?;
+        // Counted before the write: a client that has read these bytes finds them counted.
+        count(*sent_bytes + want);
+        if let Err(e) = stream.write_all(chunk) {
+            count(*sent_bytes);
+            return Err(e);
+        }
         *sent_bytes += want;
         pos += want;
     }
