@@ -119,6 +119,8 @@ struct State {
     default: Slot,
     /// `default`'s value as written.
     default_value: String,
+    /// loader.conf as read, which a change of `default` rewrites.
+    loader_text: String,
     a: Entry,
     b: Entry,
 }
@@ -194,6 +196,7 @@ impl SystemdBoot {
         Ok(State {
             default,
             default_value: value.to_string(),
+            loader_text: text,
             a,
             b,
         })
@@ -280,9 +283,7 @@ impl SystemdBoot {
         if state.default_value == value {
             return Ok(());
         }
-        let text = fs::read_to_string(&self.loader_conf)
-            .map_err(|e| BootError::io("read", WHAT_LOADER, &self.loader_conf, e))?;
-        let updated = with_default(&text, value);
+        let updated = with_default(&state.loader_text, value);
         atomic_write(&self.loader_conf, updated.as_bytes())
             .map_err(|e| BootError::io("write", WHAT_LOADER, &self.loader_conf, e))
     }
@@ -369,7 +370,6 @@ impl BootBackend for SystemdBoot {
         };
         // Counted first: until `default` names it, the entry is only a spare in the menu.
         self.rename(&state, slot, Some(counter))?;
-        let state = self.state()?;
         self.set_default(&state, &trial_pattern(slot))
     }
 
@@ -384,7 +384,6 @@ impl BootBackend for SystemdBoot {
         // `default` first: it matches nothing until the rename, and systemd-boot falls back to the
         // only good entry, the other slot's, which is also what Airlock reads until the rename.
         self.set_default(&state, &blessed)?;
-        let state = self.state()?;
         self.rename(&state, slot, None)
     }
 
@@ -402,7 +401,6 @@ impl BootBackend for SystemdBoot {
             };
             self.rename(&state, trial, Some(bad))?;
         }
-        let state = self.state()?;
         self.set_default(&state, &entry_name(trial.other(), None))
     }
 

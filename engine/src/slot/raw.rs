@@ -28,8 +28,6 @@ fn describe(kind: fs::FileType) -> &'static str {
         "a fifo"
     } else if kind.is_socket() {
         "a socket"
-    } else if kind.is_symlink() {
-        "a symbolic link"
     } else {
         "of an unknown file type"
     }
@@ -66,9 +64,8 @@ impl RawSlot {
     }
 
     /// The largest payload the slot takes: its capacity, or no limit for a file slot (a full
-    /// filesystem is reported while writing, naming the byte).
-    /// For a file slot it also checks, before anything is written, that the path is a regular
-    /// file or can become one.
+    /// filesystem is reported while writing, naming the byte), whose path it first checks is a
+    /// regular file or can become one.
     pub fn max_payload(&self) -> Result<u64, SlotError> {
         if self.sized_to_payload {
             self.check_file_side().map(|_| u64::MAX)
@@ -138,12 +135,10 @@ impl RawSlot {
     }
 
     /// Opens the slot for writing a payload of `payload_size` bytes, from byte `start` (0 for a
-    /// fresh install, the first byte not yet durable when resuming). Never creates, never
-    /// truncates. Refuses, before writing anything, a payload larger than the slot.
+    /// fresh install, the first byte not yet durable when resuming). Refuses, before writing
+    /// anything, a payload larger than the slot. Only a file slot is created or resized, and
+    /// only once every check passed.
     pub fn open_writer(&self, payload_size: u64, start: u64) -> Result<RawWriter, SlotError> {
-        if self.sized_to_payload {
-            self.size_file(payload_size)?;
-        }
         let capacity = self.max_payload()?;
         if payload_size > capacity {
             return Err(SlotError::TooSmall {
@@ -158,6 +153,9 @@ impl RawSlot {
                 start,
                 payload_size,
             });
+        }
+        if self.sized_to_payload {
+            self.size_file(payload_size)?;
         }
         RawWriter::open(&self.path, start, payload_size)
             .map_err(|e| self.open_error("open for writing", e))
@@ -201,10 +199,9 @@ impl RawSlot {
         })
     }
 
-    /// A file slot before it is written: create it if missing (durably, in its directory) and
-    /// set its length to the payload's. Anything but a regular file at the path is refused.
+    /// A file slot before it is written, once [`Self::check_file_side`] passed: create it if
+    /// missing (durably, in its directory) and set its length to the payload's.
     fn size_file(&self, payload_size: u64) -> Result<(), SlotError> {
-        let dir = self.check_file_side()?;
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -222,7 +219,7 @@ impl RawSlot {
             }
         })?;
         file.sync_all()
-            .and_then(|()| crate::fsutil::sync_dir(dir))
+            .and_then(|()| crate::fsutil::sync_dir(crate::fsutil::parent_dir(&self.path)))
             .map_err(|e| self.io_error("sync", e))
     }
 
