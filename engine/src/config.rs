@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use crate::boot::BootConfig;
 use crate::chain::{Chain, World};
-use crate::source::HttpOptions;
+#[cfg(feature = "device")]
+use crate::source::{HttpExtras, HttpOptions};
 
 pub use fleet::{DEFAULT_POLL_INTERVAL, DEFAULT_TENANT, FleetAuth, FleetConfig};
 pub use plugin::{ByteSize, DEFAULT_MEMORY, DEFAULT_TIMEOUT, DirGrant, PluginConfig};
@@ -128,15 +129,14 @@ pub struct DownloadConfig {
 }
 
 impl Default for DownloadConfig {
-    /// The HTTP client's defaults ([`HttpOptions::default`]), with delta installs on.
+    /// The one definition of the download defaults; the HTTP client's defaults are these.
     fn default() -> Self {
-        let http = HttpOptions::default();
         Self {
-            retries: http.retries,
-            connect_timeout: http.connect_timeout,
-            read_timeout: http.read_timeout,
-            backoff: http.backoff,
-            ca_file: http.ca_file,
+            retries: 8,
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(30),
+            backoff: Duration::from_secs(1),
+            ca_file: None,
             delta: true,
         }
     }
@@ -145,6 +145,7 @@ impl Default for DownloadConfig {
 impl DownloadConfig {
     /// These settings as the HTTP client's options: one open-ended request per transfer and no
     /// extras, until the caller sets them.
+    #[cfg(feature = "device")]
     pub fn http_options(&self) -> HttpOptions {
         HttpOptions {
             connect_timeout: self.connect_timeout,
@@ -152,7 +153,8 @@ impl DownloadConfig {
             retries: self.retries,
             backoff: self.backoff,
             ca_file: self.ca_file.clone(),
-            ..HttpOptions::default()
+            window: None,
+            extras: HttpExtras::default(),
         }
     }
 }

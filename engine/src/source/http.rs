@@ -25,6 +25,7 @@ use reqwest::header::{self, HeaderMap};
 use tracing::{debug, warn};
 
 use super::{ByteSource, SourceError};
+use crate::config::DownloadConfig;
 
 /// The longest wait between two attempts (unless `backoff` itself is longer).
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -60,16 +61,9 @@ pub struct HttpOptions {
 }
 
 impl Default for HttpOptions {
+    /// The download defaults of the configuration ([`DownloadConfig::default`]).
     fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(15),
-            read_timeout: Duration::from_secs(30),
-            retries: 8,
-            backoff: Duration::from_secs(1),
-            ca_file: None,
-            window: None,
-            extras: HttpExtras::default(),
-        }
+        DownloadConfig::default().http_options()
     }
 }
 
