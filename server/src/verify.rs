@@ -1,12 +1,12 @@
 //! Bundle uploads: streamed to a temporary file next to the artifacts, hashed on the way, then
-//! verified in full (trusted signatures up to the threshold, every index and chunk) before they
-//! are kept under their SHA-256.
+//! verified in full (trusted signatures up to the threshold, every index and chunk) and refused
+//! when expired, by the device's own rules, before they are kept under their SHA-256.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use airlock::bundle::{self, BundleError, Manifest};
-use airlock::trust::TrustPolicy;
+use airlock::trust::{self, AcceptanceError, TrustPolicy};
 use axum::body::Body;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
@@ -28,6 +28,9 @@ pub enum UploadError {
     Io { dir: String, source: std::io::Error },
     #[error("the bundle failed verification: {0}")]
     Verify(#[from] BundleError),
+    /// Good signatures, but no device would install it.
+    #[error("{0}")]
+    NotAccepted(#[from] AcceptanceError),
 }
 
 /// A verified bundle, still in its temporary file.
@@ -79,6 +82,7 @@ pub async fn receive(
     })
     .await
     .map_err(|e| UploadError::Body(format!("verification task failed: {e}")))??;
+    trust::check_unexpired(&report.manifest.claims()?, std::time::SystemTime::now())?;
     Ok(Verified {
         file,
         manifest: report.manifest,

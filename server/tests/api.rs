@@ -177,6 +177,20 @@ async fn bundles(b: Backend) {
     let (status, v) = s.upload(&untrusted).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(v["message"].as_str().unwrap().contains("signature"), "{v}");
+    // Well signed but expired: 422 with the device's own words, so no campaign can use it.
+    let expired = s.bundle_expiring(
+        "acme-os",
+        "1.0.2",
+        &s.key.clone(),
+        1000,
+        Some("2020-01-01T00:00:00Z"),
+    );
+    let (status, v) = s.upload(&expired).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(
+        v["message"],
+        "bundle acme-os 1.0.2 expired at 2020-01-01T00:00:00Z; build and sign a fresh one"
+    );
     // A flipped byte deep in the payload: refused, because every chunk is read.
     let mut bytes = std::fs::read(&good).unwrap();
     let at = bytes.len() * 2 / 3;

@@ -34,7 +34,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub use sim::{sim_init, sim_reboot};
+pub use sim::{sim_device_config, sim_init, sim_reboot};
 
 /// The bootloader-environment parsers on bytes in memory, without files, devices or locks: the
 /// entry points of the fuzz targets in `fuzz/` (see docs/reliability.md). Nothing else uses them.

@@ -174,6 +174,35 @@ pub fn sim_init(env: &Path) -> Result<(), BootError> {
     SimStore::new(env).store(&fresh)
 }
 
+/// The airlock.toml of a simulated device (`airlock sim init`), relative to its folder: the key
+/// in `keys/release.pub`, rootfs slots in `slots/rootfs.{a,b}`, the sim bootloader file in
+/// `boot/bootloader.env`, a directory slot `app`, the data in `data`.
+pub fn sim_device_config(device_type: &str) -> String {
+    format!(
+        r#"# A simulated Airlock device: slots are files, the bootloader is a small text file.
+[device]
+type = "{device_type}"
+data_dir = "data"
+
+[trust]
+keys = ["keys/release.pub"]
+threshold = 1
+
+[boot]
+backend = "sim"
+env = "boot/bootloader.env"
+
+[slots.rootfs]
+a = "slots/rootfs.a"
+b = "slots/rootfs.b"
+
+[slots.app]
+type = "directory"
+path = "app"
+"#
+    )
+}
+
 /// What `airlock sim reboot DIR [--fail]` does to the sim bootloader file: consume a pending
 /// trial; booted = trial unless `fail` (the new slot does not come up, the bootloader falls back),
 /// else primary. Returns the slot now booted.

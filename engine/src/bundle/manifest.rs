@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::BundleError;
 use super::chunk::{CHUNK_MAX, CHUNK_MIN};
+use crate::trust::Claims;
 
 /// The bundle format version this reader and writer speak.
 pub const FORMAT_VERSION: u32 = 1;
@@ -257,12 +258,18 @@ impl Manifest {
         Ok(())
     }
 
-    /// The expiry time, if any.
-    pub fn expires_at(&self) -> Result<Option<SystemTime>, BundleError> {
-        self.expires
-            .as_deref()
-            .map(|e| parse_time("expires", e))
-            .transpose()
+    /// What the acceptance rules of [`crate::trust`] read in this manifest.
+    pub fn claims(&self) -> Result<Claims<'_>, BundleError> {
+        let expires = match &self.expires {
+            Some(written) => Some((parse_time("expires", written)?, written.as_str())),
+            None => None,
+        };
+        Ok(Claims {
+            name: &self.name,
+            version: &self.version,
+            compatible: &self.compatible,
+            expires,
+        })
     }
 
     pub fn payload(&self, name: &str) -> Option<&PayloadInfo> {

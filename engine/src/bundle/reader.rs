@@ -75,7 +75,7 @@ impl<R: BundleInput> BundleReader<R> {
     /// Opens a bundle and checks the manifest's signatures against `trust` before anything else.
     pub fn open(input: R, trust: &TrustPolicy) -> Result<Self, BundleError> {
         let mut reader = Self::open_unverified(input)?;
-        reader.signers = trust.verify(&reader.manifest_bytes, &reader.signatures)?;
+        reader.signers = trust.verify(&reader.manifest_bytes, &reader.signatures.signatures)?;
         Ok(reader)
     }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::BundleError;
 use crate::keys::key_id;
+pub use crate::trust::SignatureEntry;
 
 /// The largest signature file a reader accepts (room for hundreds of signatures).
 pub const SIGNATURE_FILE_MAX: u64 = 64 * 1024;
@@ -18,13 +19,6 @@ pub const SIGNATURE_FILE_MAX: u64 = 64 * 1024;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignatureFile {
     pub signatures: Vec<SignatureEntry>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignatureEntry {
-    pub key_id: String,
-    pub algorithm: String,
-    pub signature: String,
 }
 
 impl SignatureFile {

@@ -67,29 +67,7 @@ fn init(dir: &Path, key: &Path, device_type: &str, slot_size: u64) -> Result<()>
     }
     boot::sim_init(&dir.join("boot/bootloader.env"))?;
     DirectorySlot::new(dir.join("app")).init()?;
-    let config = format!(
-        r#"# A simulated Airlock device: slots are files, the bootloader is a small text file.
-[device]
-type = "{device_type}"
-data_dir = "data"
-
-[trust]
-keys = ["keys/release.pub"]
-threshold = 1
-
-[boot]
-backend = "sim"
-env = "boot/bootloader.env"
-
-[slots.rootfs]
-a = "slots/rootfs.a"
-b = "slots/rootfs.b"
-
-[slots.app]
-type = "directory"
-path = "app"
-"#
-    );
+    let config = boot::sim_device_config(device_type);
     airlock::fsutil::atomic_write(&dir.join("airlock.toml"), config.as_bytes())?;
     println!(
         "simulated device {device_type} in {}: slot a active, rootfs slots of {} each",

@@ -1,27 +1,27 @@
-//! Planning a delta install on the device: which chunks each raw payload's active slot holds,
+//! Planning a delta install on the device: which chunks the device holds for each payload,
 //! and the byte ranges of the bundle to download for the rest; the source is told the ranges.
 
 use std::ops::Range;
 
 use tracing::{info, warn};
 
-use super::PayloadPlan;
 use super::local_chunks::LocalChunks;
+use super::target::PayloadTarget;
 use crate::bundle::{BundleReader, ChunkIndex, DeltaPlan};
 use crate::source::ByteSource;
 
-/// A delta install: the reads planned, and the chunks each raw payload's active slot holds.
+/// A delta install: the reads planned, and the chunks the device holds for each payload.
 pub(crate) struct Delta {
     pub plan: DeltaPlan,
     pub local: Vec<Option<LocalChunks>>,
 }
 
-/// Plans a delta install: which chunks each raw payload's active slot holds, and the byte
+/// Plans a delta install: which chunks the device holds for each payload, and the byte
 /// ranges to download for the rest; tells the source. `None` when a delta cannot help: the
 /// server ignores Range requests (then the whole bundle streams, as the log says).
 pub(crate) fn plan(
     reader: &mut BundleReader<Box<dyn ByteSource>>,
-    plan: &[PayloadPlan],
+    targets: &[Box<dyn PayloadTarget>],
     intact: &[(u64, u64)],
 ) -> Option<Delta> {
     let layout = reader.layout();
@@ -37,19 +37,8 @@ pub(crate) fn plan(
         }]);
         return None;
     }
-    let local: Vec<_> = plan
-        .iter()
-        .map(|p| match p {
-            PayloadPlan::Raw(raw) => LocalChunks::open(&raw.active, &raw.active_record),
-            PayloadPlan::Directory { .. } | PayloadPlan::Plugin { .. } => None,
-        })
-        .collect();
-    for (p, l) in plan.iter().zip(&local) {
-        if let (PayloadPlan::Raw(raw), Some(l)) = (p, l) {
-            info!(slot = %raw.active.path().display(), chunks = l.len(), from = l.found.describe(), "chunks the active slot holds");
-        }
-    }
-    let indexes: Vec<_> = (0..plan.len())
+    let local: Vec<_> = targets.iter().map(|t| t.local_chunks()).collect();
+    let indexes: Vec<_> = (0..targets.len())
         .map(|n| {
             reader.index(n).cloned().unwrap_or(ChunkIndex {
                 entries: Vec::new(),

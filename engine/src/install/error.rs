@@ -7,7 +7,7 @@ use crate::config::ConfigError;
 use crate::slot::SlotError;
 use crate::source::SourceError;
 use crate::state::StateError;
-use crate::trust::TrustError;
+use crate::trust::{AcceptanceError, TrustError};
 
 /// Why an install, boot, commit or rollback could not proceed. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -26,23 +26,9 @@ pub enum InstallError {
     State(#[from] StateError),
     #[error(transparent)]
     Slot(#[from] SlotError),
-    #[error(
-        "bundle {bundle} is for device types [{compatible}], but this device is {device_type:?}; build the bundle with this device type in `compatible`"
-    )]
-    WrongDevice {
-        bundle: String,
-        compatible: String,
-        device_type: String,
-    },
-    #[error("bundle {bundle} expired at {expires}; build and sign a fresh one")]
-    Expired { bundle: String, expires: String },
-    #[error(
-        "bundle version {version} is older than the installed version {floor}; downgrades are refused (set [trust] allow_downgrade = true to allow them)"
-    )]
-    Downgrade {
-        version: semver::Version,
-        floor: semver::Version,
-    },
+    /// Not for this device type, expired, or older than what the device runs.
+    #[error(transparent)]
+    NotAccepted(#[from] AcceptanceError),
     #[error(
         "payload {payload:?} targets slot class {class:?}, which this device does not have (it has: {configured}); add [slots.{class}] to the configuration or fix the bundle"
     )]

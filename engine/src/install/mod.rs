@@ -9,14 +9,28 @@
 //! Every transition is written to the journal before it takes effect, and the active slot is
 //! never written. After a power cut at any point, [`Device::boot`] (run at every boot) or the
 //! next [`Device::install`] of the same bundle finds a consistent state and goes on from it.
+//!
+//! This file opens the device and installs (open and verify the bundle, check it is for this
+//! device, gate, prepare the targets, write, switch). Where each payload goes is a
+//! [`target::PayloadTarget`] (`target/`), written by `stream`, with `delta` and `local_chunks`
+//! for delta installs. `settle` is what every boot does, `ending` commits or abandons, `gate`
+//! runs the hooks that may stop or postpone a step, `bundled` keeps the plugins a bundle brings,
+//! `record` is the journal's content.
 
+mod bundled;
 mod delta;
+mod ending;
 mod error;
 pub mod faults;
+mod gate;
 mod local_chunks;
 mod plugins;
 pub mod record;
+mod settle;
 mod stream;
+mod target;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -25,25 +39,20 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 pub use error::InstallError;
+pub use gate::unix_to_rfc3339;
 pub use plugins::HookOutcome;
 use plugins::PluginRunner;
 pub use record::BundledPlugin;
-use record::{
-    DeviceState, DirectorySwitch, DownloadStats, Ending, Outcome, PendingEnding, Phase, Release,
-    Retry, SlotContent, Update, now,
-};
+use record::{DeviceState, DownloadStats, Ending, Phase, Release, SlotContent, Update, now};
 
 use crate::boot::{self, BootBackend, Slot};
-use crate::bundle::{
-    BundleInput, BundleReader, FIRST_REQUEST, Manifest, PluginInfo, Sha256Hex, Target,
-};
+use crate::bundle::{BundleInput, BundleReader, FIRST_REQUEST, Manifest, Sha256Hex, Target};
 use crate::config::{Config, SlotConfig};
 use crate::fsutil::FileLock;
-use crate::plugin::{self, Stage};
-use crate::slot::{DirectorySlot, RawSlot};
+use crate::plugin::Stage;
 use crate::source::{self, ByteSource, HttpExtras, HttpOptions};
 use crate::state::Journal;
-use crate::trust::TrustPolicy;
+use crate::trust::{Acceptance, TrustPolicy};
 
 impl BundleInput for Box<dyn ByteSource> {
     fn skip(&mut self, n: u64) -> std::io::Result<()> {
@@ -233,12 +242,12 @@ impl Device {
         let manifest_sha256 = Sha256Hex(Sha256::digest(reader.manifest_bytes()).into());
         info!(bundle = %manifest.name, version = %manifest.version, signers = ?reader.signers(), "bundle signature verified");
         self.check_policy(&manifest)?;
-        let target = booted.other();
+        let side = booted.other();
         let bundled = self.take_bundled_plugins(&mut reader, &manifest_sha256)?;
         // The whole head (every chunk index) is verified before the update is recorded, so a
         // corrupt head is a clean refusal that touches nothing.
         reader.read_indexes()?;
-        let plan = self.plan(&manifest, target)?;
+        let targets = target::plan(&self.config, &manifest, side)?;
         let release = Release {
             bundle: manifest.name.clone(),
             version: manifest.version.clone(),
@@ -247,18 +256,10 @@ impl Device {
         // Every plugin this update will need must load, as the world the chain names it for,
         // before anything is written: otherwise a missing or mistyped check plugin is found
         // only on the trial boot, after a reboot spent on an update that can only roll back.
-        let installers: Vec<&str> = plan
-            .iter()
-            .filter_map(|p| match p {
-                PayloadPlan::Plugin { name } => Some(name.as_str()),
-                PayloadPlan::Raw(_) | PayloadPlan::Directory { .. } => None,
-            })
-            .collect();
+        let installers: Vec<&str> = targets.iter().filter_map(|t| t.installer()).collect();
         self.plugins.preflight(&installers)?;
-        let slot_name = plan
-            .iter()
-            .any(|p| matches!(p, PayloadPlan::Raw(_)))
-            .then(|| target.to_string());
+        let needs_reboot = targets.iter().any(|t| t.needs_reboot());
+        let slot_name = needs_reboot.then(|| side.to_string());
         self.gate(
             Stage::DownloadEnter,
             &release,
@@ -274,16 +275,14 @@ impl Device {
         }
         let pending = self.state.update.clone();
         let resuming = match &pending {
-            Some(u) if u.manifest_sha256 == manifest_sha256 && u.target == target => {
-                match u.phase {
-                    Phase::Fetching => true,
-                    Phase::Switching => {
-                        return self.finish_switch().map(|_| self.report_pending(u, true));
-                    }
-                    Phase::Installed => return Ok(self.report_pending(u, true)),
-                    Phase::Trial => false,
+            Some(u) if u.manifest_sha256 == manifest_sha256 && u.target == side => match u.phase {
+                Phase::Fetching => true,
+                Phase::Switching => {
+                    return self.finish_switch().map(|_| self.report_pending(u, true));
                 }
-            }
+                Phase::Installed => return Ok(self.report_pending(u, true)),
+                Phase::Trial => false,
+            },
             Some(u) => {
                 let reason = format!("superseded by {} {}", manifest.name, manifest.version);
                 self.abandon(u.clone(), Ending::Cancelled, &reason)?;
@@ -292,31 +291,13 @@ impl Device {
             None => false,
         };
 
-        let needs_reboot = plan.iter().any(|p| matches!(p, PayloadPlan::Raw(_)));
-        // From here on the target slots are overwritten: their records no longer hold.
-        for p in &plan {
-            if let PayloadPlan::Raw(raw) = p {
-                local_chunks::forget_record(&raw.record).map_err(|source| {
-                    InstallError::DataDir {
-                        action: "remove",
-                        path: raw.record.clone(),
-                        source,
-                    }
-                })?;
-            }
+        // From here on the targets are overwritten.
+        for t in &targets {
+            t.prepare()?;
         }
-        let directories = plan
+        let directories = targets
             .iter()
-            .filter_map(|p| match p {
-                PayloadPlan::Directory { class, slot, .. } => {
-                    slot.active().ok().map(|from| DirectorySwitch {
-                        class: class.clone(),
-                        from,
-                        to: from.other(),
-                    })
-                }
-                PayloadPlan::Raw(_) | PayloadPlan::Plugin { .. } => None,
-            })
+            .filter_map(|t| t.directory_switch())
             .collect();
         let installers = manifest
             .payloads
@@ -330,7 +311,7 @@ impl Device {
             release: release.clone(),
             manifest_sha256,
             source: location.to_string(),
-            target,
+            target: side,
             from: booted,
             phase: Phase::Fetching,
             needs_reboot,
@@ -354,35 +335,25 @@ impl Device {
         // on it holds whatever the update has written so far, and the journal says so.
         self.state.update = Some(update);
         if needs_reboot {
-            self.state.set_slot(target, None);
+            self.state.set_slot(side, None);
         }
         // A trial armed earlier for the target must never boot a half-written slot: disarm it
         // before the journal says the slot is being written.
         self.boot.cancel_trial()?;
         self.store("journal-fetching")?;
 
-        let intact = plan
+        let intact = targets
             .iter()
             .enumerate()
-            .map(|(n, p)| match (p, reader.index(n)) {
-                (PayloadPlan::Raw(raw), Some(index)) if resuming => {
-                    stream::intact_prefix(&raw.slot, index)
-                }
+            .map(|(n, t)| match reader.index(n) {
+                Some(index) if resuming => t.intact(index),
                 _ => Ok((0, 0)),
             })
             .collect::<Result<Vec<_>, _>>()?;
         let delta = if delta {
-            delta::plan(&mut reader, &plan, &intact)
+            delta::plan(&mut reader, &targets, &intact)
         } else {
             None
-        };
-        let mut ctx = stream::Context {
-            progress,
-            done: 0,
-            total: manifest.payloads.iter().map(|p| p.size).sum(),
-            intact,
-            resumed: 0,
-            reused: 0,
         };
         let plugin_ctx = plugins::context(
             &self.config,
@@ -400,13 +371,16 @@ impl Device {
                 ctx.payload = Some(payload);
                 runner.install(name, &ctx, data)
             };
-        match stream::write_payloads(
-            &mut reader,
-            &plan,
-            &mut ctx,
-            delta.as_ref(),
-            &mut install_with_plugin,
-        ) {
+        let mut ctx = stream::Context {
+            progress,
+            done: 0,
+            total: manifest.payloads.iter().map(|p| p.size).sum(),
+            intact,
+            resumed: 0,
+            reused: 0,
+            installers: &mut install_with_plugin,
+        };
+        match stream::write_payloads(&mut reader, &targets, &mut ctx, delta.as_ref()) {
             Ok(()) => {}
             Err(e) if e.is_transport() => {
                 warn!(
@@ -464,7 +438,7 @@ impl Device {
         Ok(InstallReport {
             bundle: manifest.name.clone(),
             version: manifest.version.clone(),
-            slot: needs_reboot.then_some(target),
+            slot: needs_reboot.then_some(side),
             payload_bytes: stats.payload,
             resumed_bytes: stats.resumed,
             fetched_bytes: stats.fetched,
@@ -524,681 +498,16 @@ impl Device {
         }
     }
 
-    /// What the device runs at every boot: settle whatever is pending.
-    pub fn boot(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<BootReport, InstallError> {
-        let booted = self.booted()?;
-        let mut report = BootReport {
-            booted,
-            actions: Vec::new(),
-            reboot_needed: false,
-        };
-        let Some(u) = self.state.update.clone() else {
-            if let Some((booted, primary)) = self.booted_uncommitted()? {
-                return Err(InstallError::BootedUncommitted { booted, primary });
-            }
-            report
-                .actions
-                .push(format!("booted slot {booted}; no update pending"));
-            return Ok(report);
-        };
-        if let Some(pending) = u.ending.clone() {
-            // Interrupted while ending the update: finish that, as decided.
-            let on_new_slot = u.needs_reboot && booted == u.target;
-            self.abandon(u, pending.ending, &pending.reason)?;
-            report
-                .actions
-                .push(format!("finished ending the update: {}", pending.reason));
-            // The power cut let the bootloader try the abandoned slot: go back to the old one.
-            report.reboot_needed = on_new_slot;
-            return Ok(report);
-        }
-        match u.phase {
-            // A fleet server's download needs the daemon's token: the daemon resumes it on its
-            // next poll, where the boot flow would only be refused.
-            Phase::Fetching if u.credentials => {
-                report.actions.push(format!(
-                    "the interrupted download of {} is resumed by airlock daemon",
-                    describe(&u.release)
-                ));
-            }
-            Phase::Fetching => {
-                report.actions.push(format!(
-                    "resuming the interrupted install of {} from {}",
-                    describe(&u.release),
-                    u.source
-                ));
-                match self.install(&u.source, progress) {
-                    Ok(r) => report.actions.push(format!(
-                        "installed {} {}; reboot to try it",
-                        r.bundle, r.version
-                    )),
-                    Err(e) => {
-                        // Whatever happened, don't leave a half-written update pending at boot.
-                        let reason = format!("the interrupted install could not be resumed: {e}");
-                        if let Some(u) = self
-                            .state
-                            .update
-                            .clone()
-                            .filter(|u| u.phase == Phase::Fetching)
-                        {
-                            self.fail(u, &reason)?;
-                        }
-                        report.actions.push(reason);
-                    }
-                }
-            }
-            Phase::Switching if booted == u.target => self.enter_trial(u, &mut report)?,
-            Phase::Switching => {
-                self.finish_switch()?;
-                report.actions.push(format!(
-                    "finished switching to {}; reboot to try it",
-                    describe(&u.release)
-                ));
-            }
-            Phase::Installed | Phase::Trial if booted == u.target => {
-                self.enter_trial(u, &mut report)?
-            }
-            Phase::Installed if self.boot.pending_trial()? == Some(u.target) => {
-                report.actions.push(format!(
-                    "{} waits in slot {} for a reboot",
-                    describe(&u.release),
-                    u.target
-                ));
-            }
-            Phase::Installed | Phase::Trial => {
-                let reason = format!(
-                    "slot {} did not boot; the bootloader fell back to slot {booted}",
-                    u.target
-                );
-                self.abandon(u, Ending::RolledBack, &reason)?;
-                report.actions.push(format!("rolled back: {reason}"));
-            }
-        }
-        Ok(report)
-    }
-
-    /// Booted into the new slot: run the checks and commit (the plugin chain supplies checks;
-    /// without any, booting is the check).
-    fn enter_trial(&mut self, mut u: Update, report: &mut BootReport) -> Result<(), InstallError> {
-        if u.phase != Phase::Trial {
-            u.phase = Phase::Trial;
-            self.state.update = Some(u.clone());
-            self.store("journal-trial")?;
-        }
-        // Directory slots go live with the new root filesystem, not before it.
-        self.switch_directories(&u)?;
-        let slot = Some(u.target.to_string());
-        let ctx = plugins::context(&self.config, &self.state, &u.release, slot, Stage::Check);
-        let verdict = match self.plugins.run_checks(&ctx)? {
-            Some((plugin, reason)) => Some(format!("check {plugin} failed: {reason}")),
-            None => match self.plugins.run_hooks(Stage::CommitEnter, &ctx)? {
-                HookOutcome::Abort { plugin, reason } => {
-                    Some(format!("hook {plugin} aborted the commit: {reason}"))
-                }
-                HookOutcome::RetryLater { plugin, .. } => {
-                    warn!(plugin = %plugin, "retry-later at commit-enter cannot wait across a reboot; committing");
-                    None
-                }
-                HookOutcome::Proceed => None,
-            },
-        };
-        if let Some(reason) = verdict {
-            let from = u.from;
-            self.abandon(u, Ending::RolledBack, &reason)?;
-            report.actions.push(format!("rolled back: {reason}"));
-            report.actions.push(format!("rebooting into slot {from}"));
-            report.reboot_needed = true;
-            return Ok(());
-        }
-        self.finish_commit(u.clone())?;
-        report.actions.push(format!(
-            "trial boot of {} in slot {} passed{}; committed",
-            describe(&u.release),
-            u.target,
-            if self.config.chain.checks.is_empty() {
-                ""
-            } else {
-                " its checks"
-            }
-        ));
-        Ok(())
-    }
-
-    /// Points every directory slot of the update at its new side. Idempotent.
-    fn switch_directories(&self, u: &Update) -> Result<(), InstallError> {
-        for d in &u.directories {
-            self.directory(&d.class)?.switch_to(d.to)?;
-            faults::point("directory-switched");
-        }
-        Ok(())
-    }
-
-    /// Makes the update permanent. Idempotent.
-    fn finish_commit(&mut self, u: Update) -> Result<(), InstallError> {
-        let slot = u.needs_reboot.then(|| u.target.to_string());
-        let ctx = plugins::context(
-            &self.config,
-            &self.state,
-            &u.release,
-            slot,
-            Stage::CommitLeave,
-        );
-        // Installers make their part permanent first: if one cannot, nothing is committed yet.
-        self.plugins.finish_installers(&u, &ctx, true)?;
-        if u.needs_reboot {
-            self.boot.commit(u.target)?;
-            faults::point("boot-committed");
-        }
-        self.state.committed = Some(u.release.clone());
-        self.state.update = None;
-        self.state.last_result = Some(Outcome {
-            release: u.release.clone(),
-            result: Ending::Committed,
-            reason: None,
-            at: now(),
-        });
-        self.store("journal-committed")?;
-        info!(bundle = %u.release.bundle, version = %u.release.version, "committed");
-        self.plugins.notify(Stage::CommitLeave, &ctx);
-        Ok(())
-    }
-
-    /// `airlock commit`: make an update on trial permanent without waiting for checks.
-    /// Idempotent: with nothing on trial it says so and changes nothing.
-    pub fn commit(&mut self) -> Result<String, InstallError> {
-        let booted = self.booted()?;
-        match self.state.update.clone() {
-            None => Ok(match &self.state.committed {
-                Some(r) => format!("nothing to commit: {} is committed", describe(r)),
-                None => "nothing to commit: no update pending".into(),
-            }),
-            Some(u) if u.phase >= Phase::Installed && booted == u.target => {
-                self.finish_commit(u.clone())?;
-                Ok(format!(
-                    "committed {} in slot {}",
-                    describe(&u.release),
-                    u.target
-                ))
-            }
-            Some(u) => Err(InstallError::NotBootedIntoUpdate {
-                release: describe(&u.release),
-                phase: phase_name(u.phase),
-                target: u.target,
-                booted,
-            }),
-        }
-    }
-
-    /// `airlock rollback`: abandon the pending update. Before its trial boot this cancels the
-    /// trial; on the trial boot it makes the old slot the one booted next. Idempotent.
-    pub fn rollback(&mut self, reason: &str) -> Result<(String, bool), InstallError> {
-        let booted = self.booted()?;
-        let Some(u) = self.state.update.clone() else {
-            return Ok(("nothing to roll back: no update pending".into(), false));
-        };
-        let on_trial = booted == u.target && u.needs_reboot;
-        let ending = if on_trial {
-            Ending::RolledBack
-        } else {
-            Ending::Cancelled
-        };
-        self.abandon(u.clone(), ending, reason)?;
-        let msg = if on_trial {
-            format!(
-                "rolled back {}: reboot to return to slot {}",
-                describe(&u.release),
-                u.from
-            )
-        } else {
-            format!(
-                "cancelled {}; slot {} stays active",
-                describe(&u.release),
-                u.from
-            )
-        };
-        Ok((msg, on_trial))
-    }
-
-    /// Ends the pending update without committing it: cancel the trial, switch directory slots
-    /// back, record why. The old slots were never written, so they are as they were.
-    fn abandon(&mut self, mut u: Update, ending: Ending, reason: &str) -> Result<(), InstallError> {
-        // Record the decision first, so that a power cut half-way through finishes this
-        // abandon, with this reason, instead of guessing one from the bootloader.
-        if u.ending.is_none() {
-            u.ending = Some(PendingEnding {
-                ending,
-                reason: reason.to_string(),
-            });
-            self.state.update = Some(u.clone());
-            self.store("journal-abandoning")?;
-        }
-        let slot = u.needs_reboot.then(|| u.target.to_string());
-        let (enter, leave) = match ending {
-            Ending::Failed => (Stage::Failure, None),
-            _ => (Stage::RollbackEnter, Some(Stage::RollbackLeave)),
-        };
-        let ctx = plugins::context(&self.config, &self.state, &u.release, slot, enter);
-        self.plugins.notify(enter, &ctx);
-        if let Err(e) = self.plugins.finish_installers(&u, &ctx, false) {
-            warn!("installer plugins could not roll back: {e}");
-        }
-        self.boot.cancel_trial()?;
-        // The primary slot is the one the update started from; make sure the bootloader agrees.
-        if self.boot.primary()? != u.from {
-            self.boot.commit(u.from)?;
-        }
-        for d in &u.directories {
-            let dir = self.directory(&d.class)?;
-            if dir.active()? == d.to {
-                dir.switch_to(d.from)?;
-            }
-        }
-        faults::point("abandon-switched-back");
-        self.state.update = None;
-        self.state.last_result = Some(Outcome {
-            release: u.release,
-            result: ending,
-            reason: Some(reason.into()),
-            at: now(),
-        });
-        self.store("journal-abandoned")?;
-        info!("update ended without commit: {reason}");
-        if let Some(leave) = leave {
-            self.plugins.notify(leave, &ctx);
-        }
-        Ok(())
-    }
-
-    /// Runs the hooks of a stage before anything irreversible and acts on their answer:
-    /// abort ends the update (or refuses it, before it started), retry-later is recorded and
-    /// honoured by the next attempt, up to the chain's retry limit.
-    fn gate(
-        &mut self,
-        stage: Stage,
-        release: &Release,
-        sha: &Sha256Hex,
-        slot: Option<String>,
-    ) -> Result<(), InstallError> {
-        if self.plugins.chain().hooks(stage).is_empty() {
-            return Ok(());
-        }
-        let ctx = plugins::context(&self.config, &self.state, release, slot, stage);
-        let (plugin, reason) = match self.plugins.run_hooks(stage, &ctx)? {
-            HookOutcome::Proceed => {
-                if self
-                    .state
-                    .retry
-                    .as_ref()
-                    .is_some_and(|r| r.manifest_sha256 == *sha && r.stage == stage.as_str())
-                {
-                    self.state.retry = None;
-                    self.store("journal-retry-cleared")?;
-                }
-                return Ok(());
-            }
-            HookOutcome::RetryLater { plugin, seconds } => {
-                let attempts = self
-                    .state
-                    .retry
-                    .as_ref()
-                    .filter(|r| r.manifest_sha256 == *sha && r.stage == stage.as_str())
-                    .map_or(0, |r| r.attempts)
-                    + 1;
-                let limit = self.plugins.chain().retry_limit;
-                if attempts > limit {
-                    let reason = format!(
-                        "asked to retry later {attempts} times; the chain's retry-limit is {limit}"
-                    );
-                    (plugin, reason)
-                } else {
-                    let not_before = unix_now() + u64::from(seconds);
-                    self.state.retry = Some(Retry {
-                        release: release.clone(),
-                        manifest_sha256: *sha,
-                        stage: stage.as_str().to_string(),
-                        plugin: plugin.clone(),
-                        not_before,
-                        attempts,
-                    });
-                    self.store("journal-retry-later")?;
-                    return Err(InstallError::RetryLater {
-                        plugin,
-                        stage: stage.to_string(),
-                        seconds: u64::from(seconds),
-                        at: unix_to_rfc3339(not_before),
-                    });
-                }
-            }
-            HookOutcome::Abort { plugin, reason } => (plugin, reason),
-        };
-        let err = InstallError::HookAborted {
-            plugin,
-            stage: stage.to_string(),
-            reason,
-        };
-        self.state.retry = None;
-        // Only this bundle's update ends here; another one waiting for its reboot is not ours.
-        match self
-            .state
-            .update
-            .clone()
-            .filter(|u| u.manifest_sha256 == *sha)
-        {
-            Some(u) => {
-                let ending = if u.phase >= Phase::Installed {
-                    Ending::RolledBack
-                } else {
-                    Ending::Failed
-                };
-                self.abandon(u, ending, &err.to_string())?;
-            }
-            None => {
-                self.state.last_result = Some(Outcome {
-                    release: release.clone(),
-                    result: Ending::Failed,
-                    reason: Some(err.to_string()),
-                    at: now(),
-                });
-                self.store("journal-refused-by-hook")?;
-            }
-        }
-        Err(err)
-    }
-
-    /// Refuses to try a bundle again before the time a hook asked for.
-    fn check_retry(&self, sha: &Sha256Hex) -> Result<(), InstallError> {
-        if let Some(r) = &self.state.retry
-            && r.manifest_sha256 == *sha
-            && unix_now() < r.not_before
-        {
-            return Err(InstallError::RetryLater {
-                plugin: r.plugin.clone(),
-                stage: r.stage.clone(),
-                seconds: r.not_before - unix_now(),
-                at: unix_to_rfc3339(r.not_before),
-            });
-        }
-        Ok(())
-    }
-
-    /// Saves the plugins a bundle brings for this update, when the chain allows bundled plugins:
-    /// installers one of its payloads names, and checks the chain runs. Each is verified against
-    /// the signed manifest already; so is the precompiled form for this device's CPU, saved
-    /// beside it, which that digest alone vouches for. A device build, which cannot compile,
-    /// refuses a bundle that has no precompiled form for it before anything is saved.
-    fn take_bundled_plugins<R: BundleInput>(
-        &mut self,
-        reader: &mut BundleReader<R>,
-        manifest_sha256: &Sha256Hex,
-    ) -> Result<Vec<BundledPlugin>, InstallError> {
-        let manifest = reader.manifest();
-        let wanted: Vec<&PluginInfo> = manifest
-            .plugins
-            .iter()
-            .filter(|p| {
-                let installer = manifest
-                    .payloads
-                    .iter()
-                    .any(|pl| pl.target == Target::Installer(p.name.clone()));
-                installer || self.config.chain.checks.contains(&p.name)
-            })
-            .collect();
-        if wanted.is_empty() {
-            return Ok(Vec::new());
-        }
-        if !self.config.chain.bundled_plugins {
-            let names: Vec<&str> = wanted.iter().map(|p| p.name.as_str()).collect();
-            info!(plugins = ?names, "the bundle brings plugins but [chain] bundled-plugins is off; using the device's own");
-            return Ok(Vec::new());
-        }
-        let target = plugin::precompiled::native_target();
-        if !cfg!(feature = "compiler")
-            && let Some(p) = wanted.iter().find(|p| p.precompiled_for(target).is_none())
-        {
-            return Err(InstallError::NoPrecompiledForm {
-                plugin: p.name.clone(),
-                target: target.to_string(),
-            });
-        }
-        let wanted: Vec<String> = wanted.iter().map(|p| p.name.clone()).collect();
-        let dir = self.bundled_dir(manifest_sha256);
-        let saving = |name: &str, source: std::io::Error| InstallError::SaveBundledPlugin {
-            plugin: name.to_string(),
-            dir: dir.clone(),
-            source,
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| saving("plugins", e))?;
-        let mut saved = Vec::new();
-        while let Some((info, bytes)) = reader.next_plugin()? {
-            if !wanted.contains(&info.name) {
-                continue;
-            }
-            let mut plugin = BundledPlugin {
-                name: info.name.clone(),
-                path: dir.join(format!("{}.wasm", info.name)),
-                precompiled: None,
-            };
-            crate::fsutil::atomic_write(&plugin.path, &bytes).map_err(|e| saving(&info.name, e))?;
-            let artifact = plugin.precompiled_path();
-            let mut tmp =
-                tempfile::NamedTempFile::new_in(&dir).map_err(|e| saving(&info.name, e))?;
-            let precompiled = reader.read_precompiled(target, tmp.as_file_mut())?;
-            plugin.precompiled = precompiled.map(|p| p.sha256);
-            match plugin.precompiled {
-                Some(_) => {
-                    crate::fsutil::persist(tmp, &artifact).map_err(|e| saving(&info.name, e))?
-                }
-                None => match std::fs::remove_file(&artifact) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(saving(&info.name, e));
-                    }
-                    _ => {}
-                },
-            }
-            crate::fsutil::sync_dir(&dir).map_err(|e| saving(&info.name, e))?;
-            info!(plugin = %plugin.name, precompiled = plugin.precompiled.is_some(), "using the plugin the bundle brought");
-            self.plugins.use_bundled(&plugin);
-            saved.push(plugin);
-        }
-        self.forget_bundled_except(&dir);
-        Ok(saved)
-    }
-
-    /// Where the plugins of the bundle with this manifest are saved: one folder per bundle, so
-    /// that a bundle that is refused cannot overwrite what a pending update uses.
-    fn bundled_dir(&self, manifest_sha256: &Sha256Hex) -> std::path::PathBuf {
-        let id = manifest_sha256.to_string();
-        self.config.bundled_plugins_dir().join(&id[..16])
-    }
-
-    /// Removes the saved plugins of bundles other than `keep` and the pending update's.
-    fn forget_bundled_except(&self, keep: &std::path::Path) {
-        let pending = self
-            .state
-            .update
-            .as_ref()
-            .map(|u| self.bundled_dir(&u.manifest_sha256));
-        let root = self.config.bundled_plugins_dir();
-        let Ok(entries) = std::fs::read_dir(&root) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir()
-                && path != keep
-                && Some(&path) != pending.as_ref()
-                && let Err(e) = std::fs::remove_dir_all(&path)
-            {
-                warn!(path = %path.display(), "cannot remove old bundled plugins: {e}");
-            }
-        }
-    }
-
-    /// Runs the reboot-enter hooks before the device reboots into a pending update. An abort
-    /// cancels the update; retry-later is recorded and refused until its time.
-    pub fn before_reboot(&mut self) -> Result<(), InstallError> {
-        let Some(u) = self.state.update.clone() else {
-            return Ok(());
-        };
-        if u.phase != Phase::Installed {
-            return Ok(());
-        }
-        self.check_retry(&u.manifest_sha256)?;
-        self.gate(
-            Stage::RebootEnter,
-            &u.release,
-            &u.manifest_sha256,
-            Some(u.target.to_string()),
-        )
-    }
-
-    fn fail(&mut self, u: Update, reason: &str) -> Result<(), InstallError> {
-        self.abandon(u, Ending::Failed, reason)
-    }
-
     /// Refuses bundles not meant for this device, expired or older than what it runs.
     fn check_policy(&self, manifest: &Manifest) -> Result<(), InstallError> {
-        let device_type = &self.config.device.device_type;
-        if !manifest.compatible.iter().any(|t| t == device_type) {
-            return Err(InstallError::WrongDevice {
-                bundle: format!("{} {}", manifest.name, manifest.version),
-                compatible: manifest.compatible.join(", "),
-                device_type: device_type.clone(),
-            });
-        }
-        if let Some(expires) = manifest.expires_at()?
-            && expires <= SystemTime::now()
-        {
-            return Err(InstallError::Expired {
-                bundle: format!("{} {}", manifest.name, manifest.version),
-                expires: manifest.expires.clone().unwrap_or_default(),
-            });
-        }
-        if let Some(floor) = &self.state.committed
-            && manifest.version < floor.version
-            && !self.config.trust.allow_downgrade
-        {
-            return Err(InstallError::Downgrade {
-                version: manifest.version.clone(),
-                floor: floor.version.clone(),
-            });
-        }
+        let acceptance = Acceptance {
+            device_type: &self.config.device.device_type,
+            floor: self.state.committed.as_ref().map(|r| &r.version),
+            allow_downgrade: self.config.trust.allow_downgrade,
+        };
+        acceptance.check(&manifest.claims()?, SystemTime::now())?;
         Ok(())
     }
-
-    /// Where each payload goes; checks every slot exists and is large enough before anything is
-    /// written.
-    fn plan(&self, manifest: &Manifest, target: Slot) -> Result<Vec<PayloadPlan>, InstallError> {
-        let configured = || {
-            self.config
-                .slots
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        manifest
-            .payloads
-            .iter()
-            .map(|p| match &p.target {
-                Target::Installer(plugin) if self.config.chain.installers.contains(plugin) => {
-                    Ok(PayloadPlan::Plugin {
-                        name: plugin.clone(),
-                    })
-                }
-                Target::Installer(plugin) => Err(InstallError::NoInstaller {
-                    payload: p.name.clone(),
-                    plugin: plugin.clone(),
-                }),
-                Target::Slot(class) => match self.config.slots.get(class) {
-                    None => Err(InstallError::UnknownSlotClass {
-                        payload: p.name.clone(),
-                        class: class.clone(),
-                        configured: configured(),
-                    }),
-                    Some(SlotConfig::Raw { a, b }) => {
-                        self.raw_plan(p, class, target, [RawSlot::new(a), RawSlot::new(b)])
-                    }
-                    Some(SlotConfig::File { a, b }) => {
-                        self.raw_plan(p, class, target, [RawSlot::file(a), RawSlot::file(b)])
-                    }
-                    Some(SlotConfig::Directory { path }) => {
-                        let slot = DirectorySlot::new(path);
-                        slot.init()?;
-                        Ok(PayloadPlan::Directory {
-                            class: class.clone(),
-                            slot,
-                        })
-                    }
-                },
-            })
-            .collect()
-    }
-
-    /// A payload for a raw or file slot: `sides` are slot a and slot b; refuses a payload
-    /// larger than the side it goes to.
-    fn raw_plan(
-        &self,
-        p: &crate::bundle::PayloadInfo,
-        class: &str,
-        target: Slot,
-        sides: [RawSlot; 2],
-    ) -> Result<PayloadPlan, InstallError> {
-        let [a, b] = sides;
-        let (slot, active) = match target {
-            Slot::A => (a, b),
-            Slot::B => (b, a),
-        };
-        let capacity = slot.max_payload()?;
-        if p.size > capacity {
-            return Err(InstallError::PayloadTooLarge {
-                payload: p.name.clone(),
-                size: p.size,
-                class: class.to_string(),
-                target,
-                path: slot.path().to_path_buf(),
-                capacity,
-            });
-        }
-        let data_dir = &self.config.device.data_dir;
-        Ok(PayloadPlan::Raw(RawPlan {
-            slot,
-            active,
-            record: local_chunks::record_path(data_dir, class, target),
-            active_record: local_chunks::record_path(data_dir, class, target.other()),
-        }))
-    }
-
-    fn directory(&self, class: &str) -> Result<DirectorySlot, InstallError> {
-        match self.config.slots.get(class) {
-            Some(SlotConfig::Directory { path }) => Ok(DirectorySlot::new(path)),
-            _ => Err(InstallError::DirectorySlotGone {
-                class: class.to_string(),
-            }),
-        }
-    }
-}
-
-/// Where one payload goes.
-pub(crate) enum PayloadPlan {
-    Raw(RawPlan),
-    Directory {
-        class: String,
-        slot: DirectorySlot,
-    },
-    /// Handed to an installer plugin.
-    Plugin {
-        name: String,
-    },
-}
-
-/// A payload for a raw slot: the side written, and the active side a delta install copies from.
-pub(crate) struct RawPlan {
-    pub slot: RawSlot,
-    pub active: RawSlot,
-    /// The record of the chunks written into `slot`, and the one of `active`.
-    pub record: std::path::PathBuf,
-    pub active_record: std::path::PathBuf,
 }
 
 fn raw_payloads(config: &Config, u: &Update) -> BTreeMap<String, Sha256Hex> {
@@ -1225,16 +534,4 @@ pub fn phase_name(p: Phase) -> &'static str {
         Phase::Installed => "installed, waiting for a reboot",
         Phase::Trial => "on trial",
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Unix seconds as an RFC 3339 UTC time, as the journal's other times are written.
-pub fn unix_to_rfc3339(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
-        .to_string()
 }

@@ -27,7 +27,9 @@ pub async fn upload(
     .await
     .map_err(|e| match e {
         UploadError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
-        UploadError::Verify(_) => ApiError::Unprocessable(e.to_string()),
+        UploadError::Verify(_) | UploadError::NotAccepted(_) => {
+            ApiError::Unprocessable(e.to_string())
+        }
         UploadError::Empty | UploadError::Body(_) => ApiError::BadRequest(e.to_string()),
         UploadError::Io { .. } => ApiError::Internal(e.to_string()),
     })?;

@@ -316,6 +316,18 @@ impl TestServer {
 
     /// Builds a bundle signed with `key` (a payload of `size` pseudo-random bytes).
     pub fn bundle(&self, name: &str, version: &str, key: &Path, size: usize) -> PathBuf {
+        self.bundle_expiring(name, version, key, size, None)
+    }
+
+    /// [`bundle`](Self::bundle) with `expires` (RFC 3339) in its manifest.
+    pub fn bundle_expiring(
+        &self,
+        name: &str,
+        version: &str,
+        key: &Path,
+        size: usize,
+        expires: Option<&str>,
+    ) -> PathBuf {
         let dir = self.dir.path();
         let payload = dir.join(format!("{name}-{version}.img"));
         let mut data = airlock_testkit::random_bytes(size, size as u64 ^ version.len() as u64);
@@ -326,7 +338,7 @@ impl TestServer {
             version: version.parse().unwrap(),
             description: Some("<b>test</b>".into()),
             compatible: vec!["test-board".into()],
-            expires: None,
+            expires: expires.map(String::from),
             payloads: vec![PayloadSpec {
                 name: "rootfs".into(),
                 file: payload,

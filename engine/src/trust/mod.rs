@@ -1,14 +1,30 @@
-//! Who the device trusts: a keyring of ed25519 public keys and how many of them must have signed
-//! a manifest. A bundle's authenticity rests on this check alone; the server it came from is
-//! never trusted.
+//! Every rule that decides whether a bundle is accepted. Who is trusted: a keyring of ed25519
+//! public keys and how many of them must have signed a manifest (this module); whether a signed
+//! manifest is meant for this device now: its device type, expiry and version floor
+//! ([`acceptance`]). A bundle's authenticity rests on these checks alone; the server it came
+//! from is never trusted. The device's install and the server's upload use the same functions.
+
+mod acceptance;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
 
-use crate::bundle::SignatureFile;
 use crate::keys::{self, KeyError};
+
+pub use acceptance::{Acceptance, AcceptanceError, Claims, check_unexpired};
+
+/// One detached signature over a manifest's exact bytes, as `manifest.sig` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureEntry {
+    /// [`keys::key_id`] of the signer's public key.
+    pub key_id: String,
+    pub algorithm: String,
+    /// The ed25519 signature, 128 lowercase hex digits.
+    pub signature: String,
+}
 
 /// Errors from signature verification.
 #[derive(Debug, thiserror::Error)]
@@ -88,11 +104,11 @@ impl TrustPolicy {
     pub fn verify(
         &self,
         manifest: &[u8],
-        signatures: &SignatureFile,
+        signatures: &[SignatureEntry],
     ) -> Result<Vec<String>, TrustError> {
         let mut valid = BTreeSet::new();
         let mut notes = Vec::new();
-        for sig in &signatures.signatures {
+        for sig in signatures {
             let Some(trusted) = self.keys.iter().find(|k| k.id == sig.key_id) else {
                 notes.push(format!("{}: not a trusted key", sig.key_id));
                 continue;
