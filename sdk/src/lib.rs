@@ -394,3 +394,30 @@ pub mod __private {
     pub use crate::bindings::airlock::plugin as wit;
     pub use wit_bindgen;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Stage;
+
+    #[test]
+    fn the_stage_names_are_the_wits_in_its_order() {
+        // Stage::name matches every case, so a case added to the WIT fails to compile there;
+        // this list must then grow too.
+        let all = [
+            Stage::DownloadEnter,
+            Stage::DownloadLeave,
+            Stage::InstallEnter,
+            Stage::InstallLeave,
+            Stage::RebootEnter,
+            Stage::CommitEnter,
+            Stage::CommitLeave,
+            Stage::RollbackEnter,
+            Stage::RollbackLeave,
+            Stage::Failure,
+            Stage::Check,
+            Stage::Install,
+        ];
+        let names: Vec<&str> = all.iter().map(|s| s.name()).collect();
+        assert_eq!(names, airlock_testkit::wit_stage_names());
+    }
+}

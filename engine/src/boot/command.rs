@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{BootBackend, BootError, Slot};
+use super::{BootBackend, BootError, Side};
 
 /// The timeout when `[boot]` gives none.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -199,7 +199,7 @@ impl CommandBackend {
     }
 
     /// Run a query verb that prints a slot or `none_word`.
-    fn query(&self, verb: &str, none_word: Option<&str>) -> Result<Option<Slot>, BootError> {
+    fn query(&self, verb: &str, none_word: Option<&str>) -> Result<Option<Side>, BootError> {
         let out = self.run(&[verb])?;
         let answer = out.trim();
         if none_word.is_some_and(|w| answer.eq_ignore_ascii_case(w)) {
@@ -221,20 +221,20 @@ impl BootBackend for CommandBackend {
         "command"
     }
 
-    fn primary(&self) -> Result<Slot, BootError> {
-        Ok(self.query("get-primary", None)?.unwrap_or(Slot::A))
+    fn primary(&self) -> Result<Side, BootError> {
+        Ok(self.query("get-primary", None)?.unwrap_or(Side::A))
     }
 
-    fn pending_trial(&self) -> Result<Option<Slot>, BootError> {
+    fn pending_trial(&self) -> Result<Option<Side>, BootError> {
         self.query("get-trial", Some("none"))
     }
 
-    fn set_trial(&mut self, slot: Slot) -> Result<(), BootError> {
+    fn set_trial(&mut self, slot: Side) -> Result<(), BootError> {
         tracing::info!(backend = "command", %slot, "setting one-shot trial boot");
         self.run(&["set-trial", slot.as_str()]).map(drop)
     }
 
-    fn commit(&mut self, slot: Slot) -> Result<(), BootError> {
+    fn commit(&mut self, slot: Side) -> Result<(), BootError> {
         tracing::info!(backend = "command", %slot, "committing slot as primary");
         self.run(&["commit", slot.as_str()]).map(drop)
     }
@@ -244,7 +244,7 @@ impl BootBackend for CommandBackend {
         self.run(&["cancel-trial"]).map(drop)
     }
 
-    fn booted(&self) -> Result<Option<Slot>, BootError> {
+    fn booted(&self) -> Result<Option<Side>, BootError> {
         self.query("get-booted", Some("unknown"))
     }
 }
@@ -294,20 +294,20 @@ esac
         let dir = tempfile::tempdir().unwrap();
         let mut b = backend(script(dir.path(), SCRIPT), None);
         assert_eq!(b.name(), "command");
-        assert_eq!(b.primary().unwrap(), Slot::A);
+        assert_eq!(b.primary().unwrap(), Side::A);
         assert_eq!(b.pending_trial().unwrap(), None);
         assert_eq!(b.booted().unwrap(), None);
-        b.set_trial(Slot::B).unwrap();
-        assert_eq!(b.pending_trial().unwrap(), Some(Slot::B));
+        b.set_trial(Side::B).unwrap();
+        assert_eq!(b.pending_trial().unwrap(), Some(Side::B));
         b.cancel_trial().unwrap();
         b.cancel_trial().unwrap();
         assert_eq!(b.pending_trial().unwrap(), None);
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
         std::fs::write(dir.path().join("booted"), "B\n").unwrap();
-        assert_eq!(b.booted().unwrap(), Some(Slot::B));
-        b.commit(Slot::B).unwrap();
-        b.commit(Slot::B).unwrap();
-        assert_eq!(b.primary().unwrap(), Slot::B);
+        assert_eq!(b.booted().unwrap(), Some(Side::B));
+        b.commit(Side::B).unwrap();
+        b.commit(Side::B).unwrap();
+        assert_eq!(b.primary().unwrap(), Side::B);
         assert_eq!(b.pending_trial().unwrap(), None);
         let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
         let changes: Vec<&str> = log.lines().filter(|l| !l.starts_with("get-")).collect();
@@ -334,7 +334,7 @@ esac
             ),
             None,
         );
-        let err = b.set_trial(Slot::B).unwrap_err().to_string();
+        let err = b.set_trial(Side::B).unwrap_err().to_string();
         assert!(err.contains("set-trial b"), "{err}");
         assert!(err.contains("exit status: 3"), "{err}");
         assert!(

@@ -307,7 +307,7 @@ mod tests {
     use std::process::Command;
 
     use super::super::testutil::{require_tool, run};
-    use super::super::{BootBackend, BootConfig, Slot, open};
+    use super::super::{BootBackend, BootConfig, Side, open};
     use super::*;
 
     fn editenv() -> Command {
@@ -344,23 +344,23 @@ mod tests {
         let env = made_by_grub(dir.path());
         let mut b = backend(&env);
         assert_eq!(b.name(), "grub");
-        assert_eq!(b.primary().unwrap(), Slot::A, "unset primary means a");
+        assert_eq!(b.primary().unwrap(), Side::A, "unset primary means a");
         assert_eq!(b.pending_trial().unwrap(), None);
         assert_eq!(b.booted().unwrap(), None);
 
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
         assert_eq!(std::fs::metadata(&env).unwrap().len(), BLOCK_SIZE as u64);
         assert_eq!(
             list(&env),
             "saved_entry=Linux 6.1\nodd=back\\slash\nnl=1\n2\nairlock_trial=b\n"
         );
 
-        b.commit(Slot::B).unwrap();
+        b.commit(Side::B).unwrap();
         assert_eq!(
             list(&env),
             "saved_entry=Linux 6.1\nodd=back\\slash\nnl=1\n2\nairlock_primary=b\n"
         );
-        assert_eq!(b.primary().unwrap(), Slot::B);
+        assert_eq!(b.primary().unwrap(), Side::B);
     }
 
     #[test]
@@ -371,8 +371,8 @@ mod tests {
             .arg(&env)
             .args(["set", "airlock_primary=b", "airlock_trial=a"]));
         let mut b = backend(&env);
-        assert_eq!(b.primary().unwrap(), Slot::B);
-        assert_eq!(b.pending_trial().unwrap(), Some(Slot::A));
+        assert_eq!(b.primary().unwrap(), Side::B);
+        assert_eq!(b.pending_trial().unwrap(), Some(Side::A));
         run(editenv().arg(&env).args(["unset", "airlock_trial"]));
         assert_eq!(b.pending_trial().unwrap(), None);
         // GRUB's script clears the trial by saving it empty: that also means no trial.
@@ -391,14 +391,14 @@ mod tests {
         std::fs::copy(&ours, &theirs).unwrap();
         let mut b = backend(&ours);
 
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
         run(editenv().arg(&theirs).args(["set", "airlock_trial=b"]));
         assert_eq!(
             std::fs::read(&ours).unwrap(),
             std::fs::read(&theirs).unwrap()
         );
 
-        b.commit(Slot::B).unwrap();
+        b.commit(Side::B).unwrap();
         run(editenv().arg(&theirs).args(["set", "airlock_primary=b"]));
         run(editenv().arg(&theirs).args(["unset", "airlock_trial"]));
         assert_eq!(
@@ -406,8 +406,8 @@ mod tests {
             std::fs::read(&theirs).unwrap()
         );
 
-        b.set_trial(Slot::A).unwrap();
-        b.commit(Slot::A).unwrap();
+        b.set_trial(Side::A).unwrap();
+        b.commit(Side::A).unwrap();
         run(editenv().arg(&theirs).args(["set", "airlock_primary=a"]));
         assert_eq!(
             std::fs::read(&ours).unwrap(),
@@ -430,15 +430,15 @@ mod tests {
         let env = made_by_grub(dir.path());
         let mut b = backend(&env);
         b.cancel_trial().unwrap();
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
         b.cancel_trial().unwrap();
         b.cancel_trial().unwrap();
         assert_eq!(b.pending_trial().unwrap(), None);
-        b.commit(Slot::B).unwrap();
+        b.commit(Side::B).unwrap();
         let once = std::fs::read(&env).unwrap();
-        b.commit(Slot::B).unwrap();
+        b.commit(Side::B).unwrap();
         assert_eq!(std::fs::read(&env).unwrap(), once);
-        assert_eq!(b.primary().unwrap(), Slot::B);
+        assert_eq!(b.primary().unwrap(), Side::B);
         assert_eq!(b.pending_trial().unwrap(), None);
     }
 
@@ -460,7 +460,7 @@ mod tests {
         run(editenv().arg(&env).args(["set", &big]));
         let before = std::fs::read(&env).unwrap();
         let mut b = backend(&env);
-        let err = b.set_trial(Slot::B).unwrap_err().to_string();
+        let err = b.set_trial(Side::B).unwrap_err().to_string();
         assert!(
             err.contains("is full") && err.contains("need 1030 bytes but only 1024 fit"),
             "{err}"

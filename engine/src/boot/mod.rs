@@ -52,47 +52,48 @@ pub const TRIAL_VAR: &str = "airlock_trial";
 /// The kernel command line parameter that names the booted slot.
 pub const CMDLINE_PARAM: &str = "airlock.slot";
 
-/// One of the two slots of an A/B pair. All slot pairs of a device switch together.
+/// A side of the A/B scheme: slot a or slot b of every slot pair, which all switch together.
+/// (The `slot` module holds the backends that write a side.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Slot {
+pub enum Side {
     A,
     B,
 }
 
-impl Slot {
+impl Side {
     /// The other slot of the pair.
-    pub fn other(self) -> Slot {
+    pub fn other(self) -> Side {
         match self {
-            Slot::A => Slot::B,
-            Slot::B => Slot::A,
+            Side::A => Side::B,
+            Side::B => Side::A,
         }
     }
 
     /// `"a"` or `"b"`, as the bootloader variables and the kernel command line spell it.
     pub fn as_str(self) -> &'static str {
         match self {
-            Slot::A => "a",
-            Slot::B => "b",
+            Side::A => "a",
+            Side::B => "b",
         }
     }
 }
 
-impl fmt::Display for Slot {
+impl fmt::Display for Side {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl FromStr for Slot {
+impl FromStr for Side {
     type Err = BootError;
 
     /// `a` or `b`, in either case.
-    fn from_str(s: &str) -> Result<Slot, BootError> {
+    fn from_str(s: &str) -> Result<Side, BootError> {
         if s.eq_ignore_ascii_case("a") {
-            Ok(Slot::A)
+            Ok(Side::A)
         } else if s.eq_ignore_ascii_case("b") {
-            Ok(Slot::B)
+            Ok(Side::B)
         } else {
             Err(BootError::InvalidSlot(s.to_string()))
         }
@@ -104,19 +105,19 @@ pub trait BootBackend: Send {
     /// `"grub"`, `"uboot"`, `"systemd-boot"`, `"sim"` or `"command"`.
     fn name(&self) -> &'static str;
     /// The slot booted when no trial is pending (the committed slot). Default `A` when unset.
-    fn primary(&self) -> Result<Slot, BootError>;
+    fn primary(&self) -> Result<Side, BootError>;
     /// A one-shot trial set by set_trial and not yet consumed by a boot.
-    fn pending_trial(&self) -> Result<Option<Slot>, BootError>;
+    fn pending_trial(&self) -> Result<Option<Side>, BootError>;
     /// The next boot tries `slot` once; every boot after that falls back to primary unless
     /// commit() is called.
-    fn set_trial(&mut self, slot: Slot) -> Result<(), BootError>;
+    fn set_trial(&mut self, slot: Side) -> Result<(), BootError>;
     /// Make `slot` the primary and clear any pending trial. Idempotent.
-    fn commit(&mut self, slot: Slot) -> Result<(), BootError>;
+    fn commit(&mut self, slot: Side) -> Result<(), BootError>;
     /// Clear a pending trial that has not been booted yet. Idempotent.
     fn cancel_trial(&mut self) -> Result<(), BootError>;
     /// The slot the running system booted from when the backend itself knows it (sim does);
     /// None otherwise.
-    fn booted(&self) -> Result<Option<Slot>, BootError>;
+    fn booted(&self) -> Result<Option<Side>, BootError>;
 }
 
 /// Everything that can go wrong talking to a bootloader. Each message names the file, device or
@@ -215,7 +216,7 @@ impl BootError {
 
 /// Parse `airlock.slot=a|b` from a kernel command line. The last occurrence wins, as for any
 /// kernel parameter; a value other than a/b gives None.
-pub fn slot_from_cmdline(cmdline: &str) -> Option<Slot> {
+pub fn slot_from_cmdline(cmdline: &str) -> Option<Side> {
     let value = cmdline
         .split_whitespace()
         .rev()
@@ -225,7 +226,7 @@ pub fn slot_from_cmdline(cmdline: &str) -> Option<Slot> {
 
 /// The booted slot: backend.booted(), else the kernel command line at `cmdline_path` (normally
 /// /proc/cmdline); a clear error if neither says.
-pub fn booted_slot(backend: &dyn BootBackend, cmdline_path: &Path) -> Result<Slot, BootError> {
+pub fn booted_slot(backend: &dyn BootBackend, cmdline_path: &Path) -> Result<Side, BootError> {
     if let Some(slot) = backend.booted()? {
         return Ok(slot);
     }
@@ -324,7 +325,7 @@ pub(crate) trait VarStore: Send {
     /// The error for a variable that holds something other than a slot name.
     fn bad_variable(&self, var: &str, value: &str) -> BootError;
     /// The booted slot, where the store records it.
-    fn booted(&self, _env: &Self::Env) -> Result<Option<Slot>, BootError> {
+    fn booted(&self, _env: &Self::Env) -> Result<Option<Side>, BootError> {
         Ok(None)
     }
 }
@@ -333,7 +334,7 @@ pub(crate) trait VarStore: Send {
 pub(crate) struct VarBackend<S>(pub(crate) S);
 
 impl<S: VarStore> VarBackend<S> {
-    fn slot_var(&self, env: &S::Env, var: &str) -> Result<Option<Slot>, BootError> {
+    fn slot_var(&self, env: &S::Env, var: &str) -> Result<Option<Side>, BootError> {
         match env.get(var) {
             None => Ok(None),
             Some(v) if v.is_empty() => Ok(None),
@@ -372,20 +373,20 @@ impl<S: VarStore> BootBackend for VarBackend<S> {
         S::NAME
     }
 
-    fn primary(&self) -> Result<Slot, BootError> {
-        self.read(|b, env| Ok(b.slot_var(env, S::PRIMARY)?.unwrap_or(Slot::A)))
+    fn primary(&self) -> Result<Side, BootError> {
+        self.read(|b, env| Ok(b.slot_var(env, S::PRIMARY)?.unwrap_or(Side::A)))
     }
 
-    fn pending_trial(&self) -> Result<Option<Slot>, BootError> {
+    fn pending_trial(&self) -> Result<Option<Side>, BootError> {
         self.read(|b, env| b.slot_var(env, S::TRIAL))
     }
 
-    fn set_trial(&mut self, slot: Slot) -> Result<(), BootError> {
+    fn set_trial(&mut self, slot: Side) -> Result<(), BootError> {
         tracing::info!(backend = S::NAME, %slot, "setting one-shot trial boot");
         self.modify(|env| env.set(S::TRIAL, Some(slot.as_str())))
     }
 
-    fn commit(&mut self, slot: Slot) -> Result<(), BootError> {
+    fn commit(&mut self, slot: Side) -> Result<(), BootError> {
         tracing::info!(backend = S::NAME, %slot, "committing slot as primary");
         self.modify(|env| {
             let primary = env.set(S::PRIMARY, Some(slot.as_str()))?;
@@ -399,7 +400,7 @@ impl<S: VarStore> BootBackend for VarBackend<S> {
         self.modify(|env| env.set(S::TRIAL, None))
     }
 
-    fn booted(&self) -> Result<Option<Slot>, BootError> {
+    fn booted(&self) -> Result<Option<Side>, BootError> {
         self.read(|b, env| b.0.booted(env))
     }
 }
@@ -447,28 +448,28 @@ mod tests {
 
     #[test]
     fn slot_basics() {
-        assert_eq!(Slot::A.other(), Slot::B);
-        assert_eq!(Slot::B.other(), Slot::A);
-        assert_eq!(Slot::B.to_string(), "b");
-        assert_eq!("A".parse::<Slot>().unwrap(), Slot::A);
-        assert_eq!("b".parse::<Slot>().unwrap(), Slot::B);
-        let err = "c".parse::<Slot>().unwrap_err().to_string();
+        assert_eq!(Side::A.other(), Side::B);
+        assert_eq!(Side::B.other(), Side::A);
+        assert_eq!(Side::B.to_string(), "b");
+        assert_eq!("A".parse::<Side>().unwrap(), Side::A);
+        assert_eq!("b".parse::<Side>().unwrap(), Side::B);
+        let err = "c".parse::<Side>().unwrap_err().to_string();
         assert!(err.contains("\"c\" is not a slot"), "{err}");
-        assert!(" a".parse::<Slot>().is_err());
-        assert_eq!(serde_json::to_string(&Slot::B).unwrap(), "\"b\"");
+        assert!(" a".parse::<Side>().is_err());
+        assert_eq!(serde_json::to_string(&Side::B).unwrap(), "\"b\"");
     }
 
     #[test]
     fn cmdline_parsing() {
         assert_eq!(
             slot_from_cmdline("root=/dev/sda2 airlock.slot=b quiet\n"),
-            Some(Slot::B)
+            Some(Side::B)
         );
         assert_eq!(
             slot_from_cmdline("airlock.slot=a airlock.slot=b"),
-            Some(Slot::B)
+            Some(Side::B)
         );
-        assert_eq!(slot_from_cmdline("airlock.slot=\"a\""), Some(Slot::A));
+        assert_eq!(slot_from_cmdline("airlock.slot=\"a\""), Some(Side::A));
         assert_eq!(slot_from_cmdline("airlock.slot=c"), None);
         assert_eq!(slot_from_cmdline("airlock.slotx=a quiet"), None);
         assert_eq!(slot_from_cmdline(""), None);
@@ -484,13 +485,13 @@ mod tests {
         let env = dir.path().join("boot.env");
         sim_init(&env).unwrap();
         let sim = open(&BootConfig::Sim { env }).unwrap();
-        assert_eq!(booted_slot(sim.as_ref(), &cmdline).unwrap(), Slot::A);
+        assert_eq!(booted_slot(sim.as_ref(), &cmdline).unwrap(), Side::A);
 
         // grub does not: the command line says.
         let grubenv = dir.path().join("grubenv");
         grub::create(&grubenv).unwrap();
         let grub = open(&BootConfig::Grub { env: grubenv }).unwrap();
-        assert_eq!(booted_slot(grub.as_ref(), &cmdline).unwrap(), Slot::B);
+        assert_eq!(booted_slot(grub.as_ref(), &cmdline).unwrap(), Side::B);
 
         std::fs::write(&cmdline, "console=ttyS0\n").unwrap();
         let err = booted_slot(grub.as_ref(), &cmdline)

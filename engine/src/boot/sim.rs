@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{BootError, Slot, VarEnv, VarStore};
+use super::{BootError, Side, VarEnv, VarStore};
 use crate::fsutil::atomic_write;
 
 const WHAT: &str = "sim bootloader file";
@@ -115,7 +115,7 @@ impl SimStore {
         }
     }
 
-    fn slot(&self, env: &SimEnv, var: &str) -> Result<Option<Slot>, BootError> {
+    fn slot(&self, env: &SimEnv, var: &str) -> Result<Option<Side>, BootError> {
         match env.get(var) {
             None => Ok(None),
             Some(v) => v.parse().map(Some).map_err(|_| self.bad_variable(var, &v)),
@@ -159,7 +159,7 @@ impl VarStore for SimStore {
         }
     }
 
-    fn booted(&self, env: &SimEnv) -> Result<Option<Slot>, BootError> {
+    fn booted(&self, env: &SimEnv) -> Result<Option<Side>, BootError> {
         self.slot(env, "booted")
     }
 }
@@ -206,10 +206,10 @@ path = "app"
 /// What `airlock sim reboot DIR [--fail]` does to the sim bootloader file: consume a pending
 /// trial; booted = trial unless `fail` (the new slot does not come up, the bootloader falls back),
 /// else primary. Returns the slot now booted.
-pub fn sim_reboot(env: &Path, fail: bool) -> Result<Slot, BootError> {
+pub fn sim_reboot(env: &Path, fail: bool) -> Result<Side, BootError> {
     let mut store = SimStore::new(env);
     let mut state = store.load()?;
-    let primary = store.slot(&state, "primary")?.unwrap_or(Slot::A);
+    let primary = store.slot(&state, "primary")?.unwrap_or(Side::A);
     let trial = store.slot(&state, "trial")?;
     let booted = match trial {
         Some(slot) if !fail => slot,
@@ -239,9 +239,9 @@ mod tests {
         let (_dir, env) = fresh();
         let b = open(&BootConfig::Sim { env: env.clone() }).unwrap();
         assert_eq!(b.name(), "sim");
-        assert_eq!(b.primary().unwrap(), Slot::A);
+        assert_eq!(b.primary().unwrap(), Side::A);
         assert_eq!(b.pending_trial().unwrap(), None);
-        assert_eq!(b.booted().unwrap(), Some(Slot::A));
+        assert_eq!(b.booted().unwrap(), Some(Side::A));
         let text = std::fs::read_to_string(&env).unwrap();
         assert!(text.contains("primary=a\ntrial=none\nbooted=a\n"), "{text}");
     }
@@ -250,44 +250,44 @@ mod tests {
     fn trial_then_reboot_boots_it_once() {
         let (_dir, env) = fresh();
         let mut b = open(&BootConfig::Sim { env: env.clone() }).unwrap();
-        b.set_trial(Slot::B).unwrap();
-        assert_eq!(b.pending_trial().unwrap(), Some(Slot::B));
-        assert_eq!(b.primary().unwrap(), Slot::A);
+        b.set_trial(Side::B).unwrap();
+        assert_eq!(b.pending_trial().unwrap(), Some(Side::B));
+        assert_eq!(b.primary().unwrap(), Side::A);
 
-        assert_eq!(sim_reboot(&env, false).unwrap(), Slot::B);
-        assert_eq!(b.booted().unwrap(), Some(Slot::B));
+        assert_eq!(sim_reboot(&env, false).unwrap(), Side::B);
+        assert_eq!(b.booted().unwrap(), Some(Side::B));
         assert_eq!(
             b.pending_trial().unwrap(),
             None,
             "the trial is consumed by the boot"
         );
         // Not committed: the next boot falls back to primary.
-        assert_eq!(sim_reboot(&env, false).unwrap(), Slot::A);
+        assert_eq!(sim_reboot(&env, false).unwrap(), Side::A);
 
         // Trial again, commit this time: it sticks.
-        b.set_trial(Slot::B).unwrap();
-        assert_eq!(sim_reboot(&env, false).unwrap(), Slot::B);
-        b.commit(Slot::B).unwrap();
-        assert_eq!(b.primary().unwrap(), Slot::B);
-        assert_eq!(sim_reboot(&env, false).unwrap(), Slot::B);
-        assert_eq!(sim_reboot(&env, false).unwrap(), Slot::B);
+        b.set_trial(Side::B).unwrap();
+        assert_eq!(sim_reboot(&env, false).unwrap(), Side::B);
+        b.commit(Side::B).unwrap();
+        assert_eq!(b.primary().unwrap(), Side::B);
+        assert_eq!(sim_reboot(&env, false).unwrap(), Side::B);
+        assert_eq!(sim_reboot(&env, false).unwrap(), Side::B);
     }
 
     #[test]
     fn failed_trial_falls_back_to_primary() {
         let (_dir, env) = fresh();
         let mut b = open(&BootConfig::Sim { env: env.clone() }).unwrap();
-        b.set_trial(Slot::B).unwrap();
-        assert_eq!(sim_reboot(&env, true).unwrap(), Slot::A);
-        assert_eq!(b.booted().unwrap(), Some(Slot::A));
+        b.set_trial(Side::B).unwrap();
+        assert_eq!(sim_reboot(&env, true).unwrap(), Side::A);
+        assert_eq!(b.booted().unwrap(), Some(Side::A));
         assert_eq!(
             b.pending_trial().unwrap(),
             None,
             "a failed boot still consumes the trial"
         );
-        assert_eq!(b.primary().unwrap(), Slot::A);
+        assert_eq!(b.primary().unwrap(), Side::A);
         // Without a trial, --fail changes nothing: primary boots.
-        assert_eq!(sim_reboot(&env, true).unwrap(), Slot::A);
+        assert_eq!(sim_reboot(&env, true).unwrap(), Side::A);
     }
 
     #[test]
@@ -296,17 +296,17 @@ mod tests {
         let mut b = open(&BootConfig::Sim { env: env.clone() }).unwrap();
         b.cancel_trial().unwrap();
         b.cancel_trial().unwrap();
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
         b.cancel_trial().unwrap();
         b.cancel_trial().unwrap();
         assert_eq!(b.pending_trial().unwrap(), None);
-        assert_eq!(sim_reboot(&env, false).unwrap(), Slot::A);
-        b.set_trial(Slot::B).unwrap();
-        b.commit(Slot::B).unwrap();
+        assert_eq!(sim_reboot(&env, false).unwrap(), Side::A);
+        b.set_trial(Side::B).unwrap();
+        b.commit(Side::B).unwrap();
         let after_first = std::fs::read(&env).unwrap();
-        b.commit(Slot::B).unwrap();
+        b.commit(Side::B).unwrap();
         assert_eq!(std::fs::read(&env).unwrap(), after_first);
-        assert_eq!(b.primary().unwrap(), Slot::B);
+        assert_eq!(b.primary().unwrap(), Side::B);
         assert_eq!(b.pending_trial().unwrap(), None);
     }
 
@@ -344,8 +344,8 @@ mod tests {
         let (_dir, env) = fresh();
         std::fs::write(&env, "\n# nothing yet\n").unwrap();
         let b = open(&BootConfig::Sim { env: env.clone() }).unwrap();
-        assert_eq!(b.primary().unwrap(), Slot::A);
+        assert_eq!(b.primary().unwrap(), Side::A);
         assert_eq!(b.booted().unwrap(), None);
-        assert_eq!(sim_reboot(&env, false).unwrap(), Slot::A);
+        assert_eq!(sim_reboot(&env, false).unwrap(), Side::A);
     }
 }

@@ -35,7 +35,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{BootBackend, BootError, Slot};
+use super::{BootBackend, BootError, Side};
 use crate::fsutil::{atomic_write, sync_dir};
 
 const WHAT_LOADER: &str = "systemd-boot loader.conf";
@@ -72,7 +72,7 @@ impl Entry {
 }
 
 /// The entry file name of `slot`, blessed or with a counter.
-fn entry_name(slot: Slot, counter: Option<Counter>) -> String {
+fn entry_name(slot: Side, counter: Option<Counter>) -> String {
     match counter {
         None => format!("slot{slot}.conf"),
         Some(c) => format!("slot{slot}+{}-{}.conf", c.left, c.done),
@@ -81,7 +81,7 @@ fn entry_name(slot: Slot, counter: Option<Counter>) -> String {
 
 /// `slota.conf`, `slotb+3.conf`, `slotb+2-1.conf` → the slot and its counter; None for any
 /// other file (the directory may hold other entries).
-fn parse_entry_name(name: &str) -> Option<(Slot, Option<Counter>)> {
+fn parse_entry_name(name: &str) -> Option<(Side, Option<Counter>)> {
     let stem = name.strip_suffix(".conf")?.strip_prefix("slot")?;
     let slot = stem.get(..1)?.parse().ok()?;
     let rest = &stem[1..];
@@ -102,13 +102,13 @@ fn parse_entry_name(name: &str) -> Option<(Slot, Option<Counter>)> {
 }
 
 /// `default`'s value while `slot` is on trial: its counted entry while it has tries left.
-fn trial_pattern(slot: Slot) -> String {
+fn trial_pattern(slot: Side) -> String {
     format!("slot{slot}+[1-9]*.conf")
 }
 
 /// The slot a `default` value names: `slota.conf`, `slota` (an id without its suffix) or
 /// [`trial_pattern`], either case of the letter.
-fn parse_default(value: &str) -> Option<Slot> {
+fn parse_default(value: &str) -> Option<Side> {
     let id = value.strip_suffix(".conf").unwrap_or(value);
     let id = id.strip_suffix("+[1-9]*").unwrap_or(id);
     id.strip_prefix("slot")?.parse().ok()
@@ -116,7 +116,7 @@ fn parse_default(value: &str) -> Option<Slot> {
 
 /// Both entries and the default, read together.
 struct State {
-    default: Slot,
+    default: Side,
     /// `default`'s value as written.
     default_value: String,
     /// loader.conf as read, which a change of `default` rewrites.
@@ -126,14 +126,14 @@ struct State {
 }
 
 impl State {
-    fn entry(&self, slot: Slot) -> &Entry {
+    fn entry(&self, slot: Side) -> &Entry {
         match slot {
-            Slot::A => &self.a,
-            Slot::B => &self.b,
+            Side::A => &self.a,
+            Side::B => &self.b,
         }
     }
 
-    fn primary(&self) -> Slot {
+    fn primary(&self) -> Side {
         if self.entry(self.default).counter.is_none() {
             self.default
         } else {
@@ -228,10 +228,10 @@ impl SystemdBoot {
             }
         }
         let [a, b] = found;
-        Ok((self.one(Slot::A, a)?, self.one(Slot::B, b)?))
+        Ok((self.one(Side::A, a)?, self.one(Side::B, b)?))
     }
 
-    fn one(&self, slot: Slot, mut found: Vec<Entry>) -> Result<Entry, BootError> {
+    fn one(&self, slot: Side, mut found: Vec<Entry>) -> Result<Entry, BootError> {
         match found.len() {
             1 => Ok(found.remove(0)),
             0 => Err(BootError::NotFound {
@@ -263,7 +263,7 @@ impl SystemdBoot {
     }
 
     /// Rename `slot`'s entry to carry `counter` (None: blessed), durably. No-op if it already does.
-    fn rename(&self, state: &State, slot: Slot, counter: Option<Counter>) -> Result<(), BootError> {
+    fn rename(&self, state: &State, slot: Side, counter: Option<Counter>) -> Result<(), BootError> {
         let from = self.entries.join(&state.entry(slot).file);
         let to = self.entries.join(entry_name(slot, counter));
         if from == to {
@@ -344,11 +344,11 @@ impl BootBackend for SystemdBoot {
         "systemd-boot"
     }
 
-    fn primary(&self) -> Result<Slot, BootError> {
+    fn primary(&self) -> Result<Side, BootError> {
         Ok(self.state()?.primary())
     }
 
-    fn pending_trial(&self) -> Result<Option<Slot>, BootError> {
+    fn pending_trial(&self) -> Result<Option<Side>, BootError> {
         let state = self.state()?;
         Ok(state
             .entry(state.default)
@@ -356,7 +356,7 @@ impl BootBackend for SystemdBoot {
             .then_some(state.default))
     }
 
-    fn set_trial(&mut self, slot: Slot) -> Result<(), BootError> {
+    fn set_trial(&mut self, slot: Side) -> Result<(), BootError> {
         let state = self.state()?;
         if slot == state.primary() {
             tracing::info!(%slot, "slot is already primary: nothing to try");
@@ -373,7 +373,7 @@ impl BootBackend for SystemdBoot {
         self.set_default(&state, &trial_pattern(slot))
     }
 
-    fn commit(&mut self, slot: Slot) -> Result<(), BootError> {
+    fn commit(&mut self, slot: Side) -> Result<(), BootError> {
         let state = self.state()?;
         let blessed = entry_name(slot, None);
         if state.entry(slot).counter.is_none() && state.default_value == blessed {
@@ -404,7 +404,7 @@ impl BootBackend for SystemdBoot {
         self.set_default(&state, &entry_name(trial.other(), None))
     }
 
-    fn booted(&self) -> Result<Option<Slot>, BootError> {
+    fn booted(&self) -> Result<Option<Side>, BootError> {
         Ok(None)
     }
 }
@@ -466,7 +466,7 @@ mod tests {
         /// (Airlock writes an exact name or [`trial_pattern`]), else the first in its order (no
         /// tries left last, then names downwards); a counted entry is counted down before it
         /// boots. Returns the slot booted.
-        fn firmware_boots(&self) -> Slot {
+        fn firmware_boots(&self) -> Side {
             let (mut names, conf) = self.files();
             let default = default_value(&conf).unwrap().to_string();
             let matches = |name: &str| match default.strip_suffix("+[1-9]*.conf") {
@@ -508,14 +508,14 @@ mod tests {
 
     #[test]
     fn entry_names() {
-        assert_eq!(parse_entry_name("slota.conf"), Some((Slot::A, None)));
+        assert_eq!(parse_entry_name("slota.conf"), Some((Side::A, None)));
         assert_eq!(
             parse_entry_name("slotb+3.conf"),
-            Some((Slot::B, Some(Counter { left: 3, done: 0 })))
+            Some((Side::B, Some(Counter { left: 3, done: 0 })))
         );
         assert_eq!(
             parse_entry_name("slotb+2-1.conf"),
-            Some((Slot::B, Some(Counter { left: 2, done: 1 })))
+            Some((Side::B, Some(Counter { left: 2, done: 1 })))
         );
         for other in [
             "slotc.conf",
@@ -530,12 +530,12 @@ mod tests {
             assert_eq!(parse_entry_name(other), None, "{other}");
         }
         assert_eq!(
-            entry_name(Slot::B, Some(Counter { left: 1, done: 0 })),
+            entry_name(Side::B, Some(Counter { left: 1, done: 0 })),
             "slotb+1-0.conf"
         );
-        assert_eq!(parse_default("slotb.conf"), Some(Slot::B));
-        assert_eq!(parse_default("slota"), Some(Slot::A));
-        assert_eq!(parse_default(&trial_pattern(Slot::B)), Some(Slot::B));
+        assert_eq!(parse_default("slotb.conf"), Some(Side::B));
+        assert_eq!(parse_default("slota"), Some(Side::A));
+        assert_eq!(parse_default(&trial_pattern(Side::B)), Some(Side::B));
         assert_eq!(parse_default("debian.conf"), None);
     }
 
@@ -568,11 +568,11 @@ mod tests {
         let esp = Esp::new();
         let mut b = esp.open(1).unwrap();
         assert_eq!(b.name(), "systemd-boot");
-        assert_eq!(b.primary().unwrap(), Slot::A);
+        assert_eq!(b.primary().unwrap(), Side::A);
         assert_eq!(b.pending_trial().unwrap(), None);
         assert_eq!(b.booted().unwrap(), None);
 
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
         let (entries, conf) = esp.files();
         assert_eq!(
             entries,
@@ -582,23 +582,23 @@ mod tests {
             conf,
             "# the board's loader\ntimeout 0\ndefault slotb+[1-9]*.conf\neditor no\n"
         );
-        assert_eq!(b.primary().unwrap(), Slot::A);
-        assert_eq!(b.pending_trial().unwrap(), Some(Slot::B));
+        assert_eq!(b.primary().unwrap(), Side::A);
+        assert_eq!(b.pending_trial().unwrap(), Some(Side::B));
 
         // systemd-boot consumes the try before booting b.
-        assert_eq!(esp.firmware_boots(), Slot::B);
+        assert_eq!(esp.firmware_boots(), Side::B);
         assert_eq!(b.pending_trial().unwrap(), None);
-        assert_eq!(b.primary().unwrap(), Slot::A);
+        assert_eq!(b.primary().unwrap(), Side::A);
 
-        b.commit(Slot::B).unwrap();
+        b.commit(Side::B).unwrap();
         let (entries, conf) = esp.files();
         assert_eq!(entries, names(&["debian.conf", "slota.conf", "slotb.conf"]));
         assert!(conf.contains("default slotb.conf\n"), "{conf}");
-        assert_eq!(b.primary().unwrap(), Slot::B);
-        assert_eq!(esp.firmware_boots(), Slot::B);
+        assert_eq!(b.primary().unwrap(), Side::B);
+        assert_eq!(esp.firmware_boots(), Side::B);
 
         // Idempotent: a second commit changes nothing.
-        b.commit(Slot::B).unwrap();
+        b.commit(Side::B).unwrap();
         assert_eq!(esp.files(), (entries, conf));
     }
 
@@ -606,11 +606,11 @@ mod tests {
     fn a_trial_that_never_comes_up_falls_back() {
         let esp = Esp::new();
         let mut b = esp.open(1).unwrap();
-        b.set_trial(Slot::B).unwrap();
-        assert_eq!(esp.firmware_boots(), Slot::B); // hangs: no commit
-        assert_eq!(esp.firmware_boots(), Slot::A);
-        assert_eq!(esp.firmware_boots(), Slot::A);
-        assert_eq!(b.primary().unwrap(), Slot::A);
+        b.set_trial(Side::B).unwrap();
+        assert_eq!(esp.firmware_boots(), Side::B); // hangs: no commit
+        assert_eq!(esp.firmware_boots(), Side::A);
+        assert_eq!(esp.firmware_boots(), Side::A);
+        assert_eq!(b.primary().unwrap(), Side::A);
         assert_eq!(b.pending_trial().unwrap(), None);
 
         // Airlock, back in a, records the rollback: default returns to a, b stays marked bad.
@@ -625,70 +625,70 @@ mod tests {
         assert_eq!(esp.files(), (entries, conf));
 
         // The next update tries b again.
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
         assert_eq!(
             esp.files().0,
             names(&["debian.conf", "slota.conf", "slotb+1-0.conf"])
         );
-        assert_eq!(b.pending_trial().unwrap(), Some(Slot::B));
+        assert_eq!(b.pending_trial().unwrap(), Some(Side::B));
     }
 
     #[test]
     fn more_tries_and_a_failed_check_marks_the_entry_bad() {
         let esp = Esp::new();
         let mut b = esp.open(3).unwrap();
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
         assert_eq!(
             esp.files().0,
             names(&["debian.conf", "slota.conf", "slotb+3-0.conf"])
         );
-        assert_eq!(esp.firmware_boots(), Slot::B);
-        assert_eq!(esp.firmware_boots(), Slot::B);
+        assert_eq!(esp.firmware_boots(), Side::B);
+        assert_eq!(esp.firmware_boots(), Side::B);
         // Up, but its check fails: Airlock gives up on b at once.
         b.cancel_trial().unwrap();
         assert_eq!(
             esp.files().0,
             names(&["debian.conf", "slota.conf", "slotb+0-2.conf"])
         );
-        assert_eq!(b.primary().unwrap(), Slot::A);
-        assert_eq!(esp.firmware_boots(), Slot::A);
+        assert_eq!(b.primary().unwrap(), Side::A);
+        assert_eq!(esp.firmware_boots(), Side::A);
     }
 
     #[test]
     fn cancel_before_the_reboot_and_trial_of_primary() {
         let esp = Esp::new();
         let mut b = esp.open(1).unwrap();
-        b.set_trial(Slot::A).unwrap(); // a is primary: nothing to do
+        b.set_trial(Side::A).unwrap(); // a is primary: nothing to do
         assert_eq!(
             esp.files().0,
             names(&["debian.conf", "slota.conf", "slotb.conf"])
         );
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
         b.cancel_trial().unwrap();
         assert_eq!(b.pending_trial().unwrap(), None);
-        assert_eq!(b.primary().unwrap(), Slot::A);
-        assert_eq!(esp.firmware_boots(), Slot::A);
+        assert_eq!(b.primary().unwrap(), Side::A);
+        assert_eq!(esp.firmware_boots(), Side::A);
     }
 
     #[test]
     fn committing_back_after_the_second_slot_was_committed() {
         let esp = Esp::new();
         let mut b = esp.open(1).unwrap();
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
         esp.firmware_boots();
-        b.commit(Slot::B).unwrap();
-        b.set_trial(Slot::A).unwrap();
+        b.commit(Side::B).unwrap();
+        b.set_trial(Side::A).unwrap();
         assert_eq!(
             esp.files().0,
             names(&["debian.conf", "slota+1-0.conf", "slotb.conf"])
         );
-        assert_eq!(b.primary().unwrap(), Slot::B);
-        assert_eq!(b.pending_trial().unwrap(), Some(Slot::A));
+        assert_eq!(b.primary().unwrap(), Side::B);
+        assert_eq!(b.pending_trial().unwrap(), Some(Side::A));
         // A rollback path: commit the old slot while the trial is pending.
-        b.commit(Slot::B).unwrap();
-        assert_eq!(b.primary().unwrap(), Slot::B);
+        b.commit(Side::B).unwrap();
+        assert_eq!(b.primary().unwrap(), Side::B);
         assert_eq!(b.pending_trial().unwrap(), None);
-        assert_eq!(esp.firmware_boots(), Slot::B);
+        assert_eq!(esp.firmware_boots(), Side::B);
     }
 
     /// Each switch is two writes; a power cut between them must leave a state that Airlock
@@ -708,25 +708,25 @@ mod tests {
         fs::rename(entries.join("slotb.conf"), entries.join("slotb+1-0.conf")).unwrap();
         assert_eq!(
             (b.primary().unwrap(), b.pending_trial().unwrap()),
-            (Slot::A, None)
+            (Side::A, None)
         );
-        assert_eq!(esp.firmware_boots(), Slot::A);
+        assert_eq!(esp.firmware_boots(), Side::A);
 
         // The trial, booted; then commit(b) cut after `default`: b's entry is still counted, so
         // Airlock reads a as primary, and a is what boots.
-        set_default(&trial_pattern(Slot::B));
-        assert_eq!(esp.firmware_boots(), Slot::B);
+        set_default(&trial_pattern(Side::B));
+        assert_eq!(esp.firmware_boots(), Side::B);
         set_default("slotb.conf");
         assert_eq!(
             (b.primary().unwrap(), b.pending_trial().unwrap()),
-            (Slot::A, None)
+            (Side::A, None)
         );
-        assert_eq!(esp.firmware_boots(), Slot::A);
+        assert_eq!(esp.firmware_boots(), Side::A);
 
         // cancel_trial cut after marking bad: a again, both ways.
         let mut b = esp.open(1).unwrap();
-        b.commit(Slot::B).unwrap();
-        b.set_trial(Slot::A).unwrap();
+        b.commit(Side::B).unwrap();
+        b.set_trial(Side::A).unwrap();
         fs::rename(
             entries.join("slota+1-0.conf"),
             entries.join("slota+0-0.conf"),
@@ -734,9 +734,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             (b.primary().unwrap(), b.pending_trial().unwrap()),
-            (Slot::B, None)
+            (Side::B, None)
         );
-        assert_eq!(esp.firmware_boots(), Slot::B);
+        assert_eq!(esp.firmware_boots(), Side::B);
     }
 
     #[test]
@@ -747,14 +747,14 @@ mod tests {
             .efivars
             .join(format!("LoaderEntryDefault-{LOADER_GUID}"));
         fs::write(&var, b"x").unwrap();
-        let err = b.set_trial(Slot::B).unwrap_err().to_string();
+        let err = b.set_trial(Side::B).unwrap_err().to_string();
         assert!(
             err.contains("LoaderEntryDefault") && err.contains("bootctl set-default \"\""),
             "{err}"
         );
         assert_eq!(b.pending_trial().unwrap(), None, "nothing was changed");
         fs::remove_file(&var).unwrap();
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
     }
 
     #[test]

@@ -510,7 +510,7 @@ mod tests {
     use std::process::Command;
 
     use super::super::testutil::{require_tool, run};
-    use super::super::{BootBackend, BootConfig, Slot, open};
+    use super::super::{BootBackend, BootConfig, Side, open};
     use super::*;
 
     const OFFSET: usize = 0x1000;
@@ -604,17 +604,17 @@ mod tests {
         let dev = Device::saved(redundant);
         let mut b = dev.backend();
         assert_eq!(b.name(), "uboot");
-        assert_eq!(b.primary().unwrap(), Slot::A);
+        assert_eq!(b.primary().unwrap(), Side::A);
         assert_eq!(b.pending_trial().unwrap(), None);
         assert_eq!(b.booted().unwrap(), None);
 
         // We write, fw_printenv reads; everything else is preserved.
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
         assert_eq!(
             dev.printenv(),
             "airlock_trial=b\nbaudrate=115200\nboard=acme gw\nbootcmd=run distro_bootcmd\n"
         );
-        b.commit(Slot::B).unwrap();
+        b.commit(Side::B).unwrap();
         assert_eq!(
             dev.printenv(),
             "airlock_primary=b\nbaudrate=115200\nboard=acme gw\nbootcmd=run distro_bootcmd\n"
@@ -622,17 +622,17 @@ mod tests {
 
         // fw_setenv writes, we read.
         run(dev.setenv().args(["airlock_trial", "a"]));
-        assert_eq!(b.pending_trial().unwrap(), Some(Slot::A));
-        assert_eq!(b.primary().unwrap(), Slot::B);
+        assert_eq!(b.pending_trial().unwrap(), Some(Side::A));
+        assert_eq!(b.primary().unwrap(), Side::B);
         run(dev.setenv().arg("airlock_trial"));
         assert_eq!(b.pending_trial().unwrap(), None);
         run(dev.setenv().args(["airlock_primary", "a"]));
-        assert_eq!(b.primary().unwrap(), Slot::A);
+        assert_eq!(b.primary().unwrap(), Side::A);
 
         // And back once more, interleaved.
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
         run(dev.setenv().args(["other", "x"]));
-        assert_eq!(b.pending_trial().unwrap(), Some(Slot::B));
+        assert_eq!(b.pending_trial().unwrap(), Some(Side::B));
         b.cancel_trial().unwrap();
         assert_eq!(
             dev.printenv(),
@@ -661,13 +661,13 @@ mod tests {
         assert_eq!(flags(&dev), (F, F + 1));
         assert_eq!(dev.store().load().unwrap().current, 1);
         let mut b = dev.backend();
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
         assert_eq!(flags(&dev), (F + 2, F + 1));
-        b.commit(Slot::B).unwrap();
+        b.commit(Side::B).unwrap();
         assert_eq!(flags(&dev), (F + 2, F + 3));
         run(dev.setenv().args(["k", "v"]));
         assert_eq!(flags(&dev), (F + 4, F + 3));
-        b.set_trial(Slot::A).unwrap();
+        b.set_trial(Side::A).unwrap();
         assert_eq!(flags(&dev), (F + 4, F + 5));
     }
 
@@ -706,28 +706,28 @@ mod tests {
     fn redundant_survives_one_damaged_copy() {
         let dev = Device::saved(true);
         let mut b = dev.backend();
-        b.set_trial(Slot::B).unwrap(); // copy 1 is the newest
-        b.commit(Slot::B).unwrap(); // copy 2 is the newest
+        b.set_trial(Side::B).unwrap(); // copy 1 is the newest
+        b.commit(Side::B).unwrap(); // copy 2 is the newest
         // A power cut tore the newest copy: the previous state (trial b, primary unset) is back.
         let mut bytes = dev.bytes();
         bytes[0x2000 + 40] ^= 0xff;
         std::fs::write(&dev.image, &bytes).unwrap();
-        assert_eq!(b.pending_trial().unwrap(), Some(Slot::B));
-        assert_eq!(b.primary().unwrap(), Slot::A);
+        assert_eq!(b.pending_trial().unwrap(), Some(Side::B));
+        assert_eq!(b.primary().unwrap(), Side::A);
         assert!(
             dev.printenv().contains("airlock_trial=b\n"),
             "fw_printenv agrees"
         );
         // The next write replaces the damaged copy and wins.
         let older_flags = dev.bytes()[OFFSET + 4];
-        b.commit(Slot::B).unwrap();
+        b.commit(Side::B).unwrap();
         assert_eq!(dev.bytes()[0x2000 + 4], older_flags + 1);
         assert!(dev.printenv().starts_with("airlock_primary=b\nbaudrate"));
         // Damage the other copy instead: still readable.
         let mut bytes = dev.bytes();
         bytes[OFFSET + 100] ^= 0xff;
         std::fs::write(&dev.image, &bytes).unwrap();
-        assert_eq!(b.primary().unwrap(), Slot::B);
+        assert_eq!(b.primary().unwrap(), Side::B);
         // Both damaged: a clear error.
         let mut bytes = dev.bytes();
         bytes[0x2000 + 100] ^= 0xff;
@@ -744,16 +744,16 @@ mod tests {
         let dev = Device::saved(true);
         let mut b = dev.backend();
         b.cancel_trial().unwrap();
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
         b.cancel_trial().unwrap();
         let once = dev.bytes();
         b.cancel_trial().unwrap();
         assert_eq!(dev.bytes(), once, "nothing to cancel: nothing written");
-        b.commit(Slot::B).unwrap();
+        b.commit(Side::B).unwrap();
         let once = dev.bytes();
-        b.commit(Slot::B).unwrap();
+        b.commit(Side::B).unwrap();
         assert_eq!(dev.bytes(), once);
-        assert_eq!(b.primary().unwrap(), Slot::B);
+        assert_eq!(b.primary().unwrap(), Side::B);
         assert_eq!(b.pending_trial().unwrap(), None);
     }
 
@@ -832,7 +832,7 @@ mod tests {
             .args(["bootcmd", &"x".repeat(40)]));
         let before = dev.bytes();
         let mut b = dev.backend();
-        let err = b.set_trial(Slot::B).unwrap_err().to_string();
+        let err = b.set_trial(Side::B).unwrap_err().to_string();
         assert!(
             err.contains("is full: the variables need 70 bytes but only 64 fit"),
             "{err}"
@@ -849,7 +849,7 @@ mod tests {
         )
         .unwrap();
         let mut b = dev.backend();
-        b.set_trial(Slot::B).unwrap();
+        b.set_trial(Side::B).unwrap();
         std::fs::write(
             &dev.config,
             format!("{} 0x1000 0x1000\n", dev.image.display()),

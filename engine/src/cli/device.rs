@@ -160,9 +160,9 @@ pub fn status(config: &Path, json: bool) -> Result<()> {
 fn print_status(
     cfg: &Config,
     state: &DeviceState,
-    booted: airlock::boot::Slot,
-    primary: airlock::boot::Slot,
-    trial: Option<airlock::boot::Slot>,
+    booted: airlock::boot::Side,
+    primary: airlock::boot::Side,
+    trial: Option<airlock::boot::Side>,
     uncommitted: bool,
     directories: &[(String, Option<String>)],
 ) {
@@ -179,7 +179,7 @@ fn print_status(
         "trial"
     };
     println!("booted        slot {booted} ({role})");
-    for slot in [airlock::boot::Slot::A, airlock::boot::Slot::B] {
+    for slot in [airlock::boot::Side::A, airlock::boot::Side::B] {
         let content = match state.slot(slot) {
             None => "unknown (factory image or partly written)".to_string(),
             Some(c) if slot != primary && state.committed.as_ref() != Some(&c.release) => {

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::FleetError;
-use crate::boot::Slot;
+use crate::boot::Side;
 use crate::install::record::Release;
 
 /// How far the daemon got with an action.
@@ -41,7 +41,7 @@ pub struct Action {
     pub release: Option<Release>,
     /// The boot slot written, when the update needs a reboot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slot: Option<Slot>,
+    pub slot: Option<Side>,
     /// The device rebooted to try it: its outcome is the trial boot's health.
     #[serde(default)]
     pub rebooted: bool,
@@ -135,7 +135,7 @@ mod tests {
                 bundle: "acme-os".into(),
                 version: semver::Version::new(1, 3, 0),
             }),
-            slot: Some(Slot::B),
+            slot: Some(Side::B),
             rebooted: false,
             said: None,
             attempts: 0,

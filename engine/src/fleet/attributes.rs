@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::boot::Slot;
+use crate::boot::Side;
 use crate::install::describe;
 use crate::install::record::{DeviceState, Ending, Outcome, Phase};
 
@@ -42,10 +42,10 @@ pub struct Memory {
 pub fn attributes(
     device_type: &str,
     state: &DeviceState,
-    booted: Slot,
+    booted: Side,
     health: Option<&str>,
 ) -> Attributes {
-    let slot = |s: Slot| {
+    let slot = |s: Side| {
         state
             .slot(s)
             .map_or("unknown".to_string(), |c| describe(&c.release))
@@ -64,8 +64,8 @@ pub fn attributes(
                 .map_or("none".into(), |r| r.version.to_string()),
         ),
         ("airlock.booted", booted.to_string()),
-        ("airlock.slot.a", slot(Slot::A)),
-        ("airlock.slot.b", slot(Slot::B)),
+        ("airlock.slot.a", slot(Side::A)),
+        ("airlock.slot.b", slot(Side::B)),
         (
             "airlock.last_result",
             state
@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn a_fresh_device_reports_unknowns() {
-        let a = attributes("acme-gw", &DeviceState::default(), Slot::A, None);
+        let a = attributes("acme-gw", &DeviceState::default(), Side::A, None);
         let expect = [
             ("airlock.booted", "a"),
             ("airlock.device_type", "acme-gw"),
@@ -183,7 +183,7 @@ mod tests {
             }),
             ..DeviceState::default()
         };
-        let a = attributes("acme-gw", &state, Slot::A, None);
+        let a = attributes("acme-gw", &state, Side::A, None);
         assert_eq!(a["airlock.version"], "1.2.0");
         assert_eq!(a["airlock.slot.a"], "acme-os 1.2.0");
         assert_eq!(
@@ -197,12 +197,12 @@ mod tests {
 
         // What the daemon remembers of the last trial wins over a later install failure.
         state.last_result.as_mut().unwrap().result = Ending::Failed;
-        let a = attributes("acme-gw", &state, Slot::A, Some("ok"));
+        let a = attributes("acme-gw", &state, Side::A, Some("ok"));
         assert_eq!(a["airlock.health"], "ok");
         assert!(a["airlock.last_result"].starts_with("failed acme-os 1.3.0: "));
 
         state.last_result.as_mut().unwrap().reason = Some("x".repeat(500));
-        let a = attributes("acme-gw", &state, Slot::B, None);
+        let a = attributes("acme-gw", &state, Side::B, None);
         assert_eq!(a["airlock.last_result"].chars().count(), MAX_VALUE);
         assert_eq!(a["airlock.health"], "unknown");
         assert_eq!(a["airlock.booted"], "b");

@@ -15,7 +15,7 @@ use super::attributes::{Memory, attributes};
 use super::client::{DdiClient, feedback_href};
 use super::outbox::{Entry, Outbox};
 use super::reconcile::{Settled, reconcile};
-use crate::boot::Slot;
+use crate::boot::Side;
 use crate::config::{Config, FleetConfig};
 use crate::install::record::DeviceState;
 use crate::install::{Device, InstallError};
@@ -254,7 +254,7 @@ impl Daemon {
     }
 
     /// The device as it is: its journal, the booted slot, the trial armed.
-    pub(super) fn look(&self) -> Result<(DeviceState, Slot, Option<Slot>), FleetError> {
+    pub(super) fn look(&self) -> Result<(DeviceState, Side, Option<Side>), FleetError> {
         let device = Device::open_read_only(self.config.clone())?;
         let booted = device.booted()?;
         let pending = device

@@ -6,7 +6,7 @@ use airlock_ddi::{ActionFeedback, Execution, Finished};
 
 use super::action::{Action, Stage};
 use super::attributes::{health_of, last_result};
-use crate::boot::Slot;
+use crate::boot::Side;
 use crate::install::describe;
 use crate::install::record::{DeviceState, Ending, Phase};
 
@@ -29,8 +29,8 @@ pub enum Settled {
 pub fn reconcile(
     action: &Action,
     state: &DeviceState,
-    booted: Slot,
-    pending_trial: Option<Slot>,
+    booted: Side,
+    pending_trial: Option<Side>,
 ) -> Settled {
     if action.stage != Stage::Installed {
         return Settled::Nothing;
@@ -111,7 +111,7 @@ mod tests {
             version: "1.3.0".into(),
             stage: Stage::Installed,
             release: Some(release()),
-            slot: Some(Slot::B),
+            slot: Some(Side::B),
             rebooted,
             said: None,
             attempts: 0,
@@ -124,8 +124,8 @@ mod tests {
             release: release(),
             manifest_sha256: Sha256Hex([0; 32]),
             source: "http://h/a.airlock".into(),
-            target: Slot::B,
-            from: Slot::A,
+            target: Side::B,
+            from: Side::A,
             phase,
             needs_reboot: true,
             directories: Vec::new(),
@@ -163,7 +163,7 @@ mod tests {
         let (f, health) = done(reconcile(
             &action(true),
             &ended(Ending::Committed, None),
-            Slot::B,
+            Side::B,
             None,
         ));
         assert_eq!(
@@ -183,7 +183,7 @@ mod tests {
             Ending::RolledBack,
             Some("check health failed: HTTP 500 from http://127.0.0.1:8080/health"),
         );
-        let (f, health) = done(reconcile(&action(true), &state, Slot::A, None));
+        let (f, health) = done(reconcile(&action(true), &state, Side::A, None));
         assert_eq!(
             (f.status.execution, f.status.result.finished),
             (Execution::Closed, Finished::Failure)
@@ -204,7 +204,7 @@ mod tests {
             Ending::RolledBack,
             Some("hook battery aborted the update at reboot-enter: battery at 5%"),
         );
-        let (f, health) = done(reconcile(&action(false), &state, Slot::A, Some(Slot::B)));
+        let (f, health) = done(reconcile(&action(false), &state, Side::A, Some(Side::B)));
         assert!(
             f.status.details[0].contains("hook battery aborted"),
             "{:?}",
@@ -220,25 +220,25 @@ mod tests {
             ..DeviceState::default()
         };
         assert_eq!(
-            reconcile(&action(false), &state, Slot::A, Some(Slot::B)),
+            reconcile(&action(false), &state, Side::A, Some(Side::B)),
             Settled::AwaitReboot
         );
         // Rebooted, the trial was consumed, nobody settled it: never reboot again in a loop.
         assert!(matches!(
-            reconcile(&action(true), &state, Slot::A, None),
+            reconcile(&action(true), &state, Side::A, None),
             Settled::Unsettled(_)
         ));
         let state = DeviceState {
             update: Some(update(Phase::Trial)),
             ..DeviceState::default()
         };
-        match reconcile(&action(true), &state, Slot::B, None) {
+        match reconcile(&action(true), &state, Side::B, None) {
             Settled::Unsettled(why) => assert!(why.contains("airlock boot"), "{why}"),
             other => panic!("{other:?}"),
         }
         let mut waiting = action(false);
         waiting.stage = Stage::Installing;
-        assert_eq!(reconcile(&waiting, &state, Slot::A, None), Settled::Nothing);
+        assert_eq!(reconcile(&waiting, &state, Side::A, None), Settled::Nothing);
     }
 
     #[test]
@@ -246,7 +246,7 @@ mod tests {
         let (f, _) = done(reconcile(
             &action(true),
             &DeviceState::default(),
-            Slot::A,
+            Side::A,
             None,
         ));
         assert_eq!(f.status.result.finished, Finished::Failure);

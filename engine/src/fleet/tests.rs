@@ -14,7 +14,7 @@ use ed25519_dalek::pkcs8::EncodePublicKey;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::boot::{self, Slot};
+use crate::boot::{self, Side};
 use crate::bundle::{BundleSpec, CreateOptions, create_bundle};
 use crate::config::Config;
 use crate::install::Device;
@@ -357,7 +357,7 @@ poll_interval = "2s"
         Daemon::new(config, reboot).unwrap()
     }
 
-    fn state(&self) -> (crate::install::record::DeviceState, Slot) {
+    fn state(&self) -> (crate::install::record::DeviceState, Side) {
         let d = Device::open_read_only(self.config()).unwrap();
         (d.state().clone(), d.booted().unwrap())
     }
@@ -441,7 +441,7 @@ fn installs_reboots_reports_and_keeps_the_result_while_offline() {
         Next::Sleep(std::time::Duration::ZERO)
     );
     let (state, booted) = sim.state();
-    assert_eq!(booted, Slot::B);
+    assert_eq!(booted, Side::B);
     assert_eq!(
         state
             .committed
@@ -583,7 +583,7 @@ fn a_bundle_with_a_bad_signature_fails_the_action_with_the_verifier_message() {
     let (state, booted) = sim.state();
     assert_eq!(
         (state.committed, state.update, booted),
-        (None, None, Slot::A)
+        (None, None, Side::A)
     );
     assert!(daemon.action().is_none());
     assert!(daemon.outbox().is_empty());

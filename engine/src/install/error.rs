@@ -1,7 +1,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::boot::{BootError, Slot};
+use crate::boot::{BootError, Side};
 use crate::bundle::BundleError;
 use crate::config::ConfigError;
 use crate::slot::SlotError;
@@ -44,15 +44,15 @@ pub enum InstallError {
     #[error(
         "an update ({bundle}) is on trial in slot {slot}; run `airlock commit` or `airlock rollback` before installing another"
     )]
-    UpdateOnTrial { bundle: String, slot: Slot },
+    UpdateOnTrial { bundle: String, slot: Side },
     #[error(
         "the device booted slot {booted} but the committed slot is {primary}; run `airlock boot` to settle the pending state first"
     )]
-    NotOnPrimary { booted: Slot, primary: Slot },
+    NotOnPrimary { booted: Side, primary: Side },
     #[error(
         "the bootloader booted slot {booted}, but the committed slot is {primary} and no update is pending: this device runs a release that was never committed to. Check that the bootloader reads its environment block (GRUB: the search for /EFI/airlock/grubenv in grub.cfg; U-Boot: the environment's location), then reboot; `airlock status` shows what each slot holds"
     )]
-    BootedUncommitted { booted: Slot, primary: Slot },
+    BootedUncommitted { booted: Side, primary: Side },
     #[error(transparent)]
     Plugin(#[from] crate::plugin::PluginError),
     #[error("hook {plugin} aborted the update at {stage}: {reason}")]
@@ -87,8 +87,8 @@ pub enum InstallError {
     NotBootedIntoUpdate {
         release: String,
         phase: &'static str,
-        target: Slot,
-        booted: Slot,
+        target: Side,
+        booted: Side,
     },
     #[error(
         "payload {payload:?} is {size} bytes but slot {class} {target} ({}) holds only {capacity}; use a larger partition or a smaller image",
@@ -98,7 +98,7 @@ pub enum InstallError {
         payload: String,
         size: u64,
         class: String,
-        target: Slot,
+        target: Side,
         path: PathBuf,
         capacity: u64,
     },

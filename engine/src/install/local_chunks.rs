@@ -15,13 +15,13 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
-use crate::boot::Slot;
+use crate::boot::Side;
 use crate::bundle::{CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, ChunkEntry, ChunkIndex, Sha256Hex};
 use crate::fsutil;
 use crate::slot::RawSlot;
 
 /// Where the record of the chunks installed into a raw slot lives.
-pub(crate) fn record_path(data_dir: &Path, class: &str, slot: Slot) -> PathBuf {
+pub(crate) fn record_path(data_dir: &Path, class: &str, slot: Side) -> PathBuf {
     data_dir
         .join("slot-chunks")
         .join(format!("{class}.{slot}.idx"))
@@ -239,7 +239,7 @@ mod tests {
         std::fs::write(&path, &data).unwrap();
         let first = entry_of(&data[..100_000]);
         let second = entry_of(&data[100_000..]);
-        let record = record_path(dir.path(), "rootfs", Slot::A);
+        let record = record_path(dir.path(), "rootfs", Side::A);
         save_record(
             &record,
             &ChunkIndex {

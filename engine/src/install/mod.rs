@@ -45,7 +45,7 @@ use plugins::PluginRunner;
 pub use record::BundledPlugin;
 use record::{DeviceState, DownloadStats, Ending, Phase, Release, SlotContent, Update, now};
 
-use crate::boot::{self, BootBackend, Slot};
+use crate::boot::{self, BootBackend, Side};
 use crate::bundle::{BundleInput, BundleReader, FIRST_REQUEST, Manifest, Sha256Hex, Target};
 use crate::config::{Config, SlotConfig};
 use crate::fsutil::FileLock;
@@ -76,7 +76,7 @@ pub struct InstallReport {
     pub bundle: String,
     pub version: semver::Version,
     /// The boot slot written, when any payload went to an A/B slot.
-    pub slot: Option<Slot>,
+    pub slot: Option<Side>,
     pub payload_bytes: u64,
     /// Payload bytes found intact in the slot from an interrupted attempt and not written again.
     pub resumed_bytes: u64,
@@ -96,7 +96,7 @@ pub struct InstallReport {
 /// What `airlock boot` found and did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BootReport {
-    pub booted: Slot,
+    pub booted: Side,
     /// One line per thing done, for the log and the user.
     pub actions: Vec<String>,
     /// A rollback on the trial slot needs a reboot into the old slot.
@@ -167,7 +167,7 @@ impl Device {
     }
 
     /// The slot the running system booted from.
-    pub fn booted(&self) -> Result<Slot, InstallError> {
+    pub fn booted(&self) -> Result<Side, InstallError> {
         Ok(boot::booted_slot(
             self.boot.as_ref(),
             &self.config.device.cmdline,
@@ -177,7 +177,7 @@ impl Device {
     /// `(booted, committed)` when the device runs a slot it never committed to with no update
     /// that explains it: the bootloader did not boot the committed slot (it could not read its
     /// environment, or someone changed the boot order by hand).
-    pub fn booted_uncommitted(&self) -> Result<Option<(Slot, Slot)>, InstallError> {
+    pub fn booted_uncommitted(&self) -> Result<Option<(Side, Side)>, InstallError> {
         if self.state.update.is_some() {
             return Ok(None);
         }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::boot::Slot;
+use crate::boot::Side;
 use crate::bundle::Sha256Hex;
 
 /// The whole persistent record of a device.
@@ -90,8 +90,8 @@ pub enum Phase {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectorySwitch {
     pub class: String,
-    pub from: Slot,
-    pub to: Slot,
+    pub from: Side,
+    pub to: Side,
 }
 
 /// The update in flight.
@@ -103,9 +103,9 @@ pub struct Update {
     /// Where the bundle comes from (path or URL), to resume after a power cut.
     pub source: String,
     /// The boot slot being written (the inactive one at the start).
-    pub target: Slot,
+    pub target: Side,
     /// The slot booted (and committed) when the update started.
-    pub from: Slot,
+    pub from: Side,
     pub phase: Phase,
     /// Whether any payload went to a raw (A/B) slot, so a reboot is needed.
     pub needs_reboot: bool,
@@ -182,17 +182,17 @@ pub struct Outcome {
 }
 
 impl DeviceState {
-    pub fn slot(&self, slot: Slot) -> Option<&SlotContent> {
+    pub fn slot(&self, slot: Side) -> Option<&SlotContent> {
         match slot {
-            Slot::A => self.slot_a.as_ref(),
-            Slot::B => self.slot_b.as_ref(),
+            Side::A => self.slot_a.as_ref(),
+            Side::B => self.slot_b.as_ref(),
         }
     }
 
-    pub fn set_slot(&mut self, slot: Slot, content: Option<SlotContent>) {
+    pub fn set_slot(&mut self, slot: Side, content: Option<SlotContent>) {
         match slot {
-            Slot::A => self.slot_a = content,
-            Slot::B => self.slot_b = content,
+            Side::A => self.slot_a = content,
+            Side::B => self.slot_b = content,
         }
     }
 }

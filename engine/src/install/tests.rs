@@ -8,7 +8,7 @@ use airlock_testkit::image_bytes;
 
 use super::record::{Ending, Phase};
 use super::{Device, InstallError, InstallReport};
-use crate::boot::{self, Slot};
+use crate::boot::{self, Side};
 use crate::bundle::{BundleSpec, CreateOptions, create_bundle};
 use crate::config::Config;
 use crate::keys;
@@ -88,7 +88,7 @@ impl SimDevice {
         self.open().install(bundle.to_str().unwrap(), &mut |_| {})
     }
 
-    fn reboot(&self, fail: bool) -> Slot {
+    fn reboot(&self, fail: bool) -> Side {
         boot::sim_reboot(&self.path("boot/bootloader.env"), fail).unwrap()
     }
 
@@ -114,19 +114,19 @@ fn install_reboot_and_boot_commit_the_new_slot() {
     let dev = SimDevice::new();
     let bundle = dev.bundle("2.0.0", "board", None);
     let report = dev.install(&bundle).unwrap();
-    assert_eq!(report.slot, Some(Slot::B));
+    assert_eq!(report.slot, Some(Side::B));
     assert!(report.needs_reboot && !report.committed);
     let device = dev.open();
     let update = device.state().update.as_ref().unwrap();
     assert_eq!(update.phase, Phase::Installed);
     assert_eq!(
         device.boot_backend().pending_trial().unwrap(),
-        Some(Slot::B)
+        Some(Side::B)
     );
     assert!(holds(&dev.slot("b"), &rootfs("2.0.0")));
     drop(device);
 
-    assert_eq!(dev.reboot(false), Slot::B);
+    assert_eq!(dev.reboot(false), Side::B);
     let mut device = dev.open();
     let report = device.boot(&mut |_| {}).unwrap();
     assert!(!report.reboot_needed, "{:?}", report.actions);
@@ -141,7 +141,7 @@ fn install_reboot_and_boot_commit_the_new_slot() {
             .to_string(),
         "2.0.0"
     );
-    assert_eq!(device.boot_backend().primary().unwrap(), Slot::B);
+    assert_eq!(device.boot_backend().primary().unwrap(), Side::B);
     let last = device.state().last_result.as_ref().unwrap();
     assert_eq!(last.result, Ending::Committed);
 }
@@ -150,7 +150,7 @@ fn install_reboot_and_boot_commit_the_new_slot() {
 fn the_bootloader_falling_back_rolls_the_update_back() {
     let dev = SimDevice::new();
     dev.install(&dev.bundle("2.0.0", "board", None)).unwrap();
-    assert_eq!(dev.reboot(true), Slot::A);
+    assert_eq!(dev.reboot(true), Side::A);
     let mut device = dev.open();
     let report = device.boot(&mut |_| {}).unwrap();
     assert!(
@@ -160,7 +160,7 @@ fn the_bootloader_falling_back_rolls_the_update_back() {
     );
     assert!(device.state().update.is_none());
     assert!(device.state().committed.is_none());
-    assert_eq!(device.boot_backend().primary().unwrap(), Slot::A);
+    assert_eq!(device.boot_backend().primary().unwrap(), Side::A);
     let last = device.state().last_result.as_ref().unwrap();
     assert_eq!(last.result, Ending::RolledBack);
 }
@@ -179,7 +179,7 @@ fn a_rollback_before_the_reboot_cancels_the_trial() {
     assert_eq!(last.reason.as_deref(), Some("operator said no"));
     drop(device);
     // The next boot finds nothing to do and stays on a.
-    assert_eq!(dev.reboot(false), Slot::A);
+    assert_eq!(dev.reboot(false), Side::A);
     assert!(dev.open().boot(&mut |_| {}).unwrap().actions[0].contains("no update pending"));
 }
 
@@ -208,9 +208,9 @@ fn an_interrupted_install_resumes_after_the_chunks_written() {
     assert!(report.resumed_bytes > 0, "{report:?}");
     assert!(report.resumed_bytes < report.payload_bytes, "{report:?}");
     assert!(holds(&dev.slot("b"), &rootfs("2.0.0")));
-    assert_eq!(dev.reboot(false), Slot::B);
+    assert_eq!(dev.reboot(false), Side::B);
     dev.open().boot(&mut |_| {}).unwrap();
-    assert_eq!(dev.open().boot_backend().primary().unwrap(), Slot::B);
+    assert_eq!(dev.open().boot_backend().primary().unwrap(), Side::B);
 }
 
 #[test]
@@ -231,7 +231,7 @@ fn a_corrupt_bundle_fails_and_leaves_the_active_slot_and_the_bootloader_alone() 
         Ending::Failed
     );
     assert_eq!(device.boot_backend().pending_trial().unwrap(), None);
-    assert_eq!(device.boot_backend().primary().unwrap(), Slot::A);
+    assert_eq!(device.boot_backend().primary().unwrap(), Side::A);
     assert_eq!(dev.slot("a"), before);
 }
 

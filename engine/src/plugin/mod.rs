@@ -16,15 +16,16 @@
 //! `engine` (Engine, ticker, where components come from), `cache` (what the full build
 //! compiled), `precompiled` (precompiled forms and the digest list that vouches for them),
 //! `sandbox` (one call's Store and limits, error translation), `host` and `probes` (the host
-//! interfaces), `bindings` (the WIT worlds), `inspect` (what a component is, without compiling
-//! it). What needs no wasmtime lives outside
-//! and is re-exported here: [`PluginConfig`] (the `[plugins.NAME]` table, in [`crate::config`])
-//! and [`World`] and [`Stage`] (in [`crate::chain`]), so that the configuration parses in a
-//! build without the `device` feature.
+//! interfaces), `bindings` (the WIT worlds), `context` (what a plugin is told and answers, and
+//! its WIT form), `inspect` (what a component is, without compiling it). What needs no wasmtime
+//! lives outside and is re-exported here: [`PluginConfig`] (the `[plugins.NAME]` table, in
+//! [`crate::config`]) and [`World`] and [`Stage`] (in [`crate::chain`]), so that the
+//! configuration parses in a build without the `device` feature.
 
 mod bindings;
 #[cfg(feature = "compiler")]
 mod cache;
+mod context;
 mod engine;
 mod error;
 mod host;
@@ -42,11 +43,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, HasSelf, Linker};
 
 pub use crate::chain::{Stage, World};
 pub use crate::config::{ByteSize, DEFAULT_MEMORY, DEFAULT_TIMEOUT, DirGrant, PluginConfig};
+pub use context::{CheckVerdict, HookVerdict, PayloadInfo, PluginContext, Release};
 pub use error::PluginError;
 pub use inspect::{PluginInfo, inspect};
 use memo::Memo;
@@ -63,94 +64,6 @@ pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
 
 /// Receives an installer's progress reports: plugin name, done, total.
 pub type ProgressSink = Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
-
-/// A bundle name and version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Release {
-    pub name: String,
-    pub version: String,
-}
-
-/// The payload an installer call is for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PayloadInfo {
-    pub name: String,
-    /// Uncompressed size in bytes.
-    pub size: u64,
-    /// sha256 of the uncompressed payload, 64 hex digits.
-    pub sha256: String,
-}
-
-/// The update a plugin is called for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PluginContext {
-    pub bundle: Release,
-    /// The committed release the device runs, if known.
-    pub current: Option<Release>,
-    pub device_type: String,
-    pub stage: Stage,
-    pub payload: Option<PayloadInfo>,
-    /// The boot slot being installed or tried ("a" or "b"), when the update has one.
-    pub slot: Option<String>,
-}
-
-impl PluginContext {
-    fn to_wit(&self) -> v0_1::types::Context {
-        let release = |r: &Release| v0_1::types::Release {
-            name: r.name.clone(),
-            version: r.version.clone(),
-        };
-        v0_1::types::Context {
-            bundle: release(&self.bundle),
-            current: self.current.as_ref().map(release),
-            device_type: self.device_type.clone(),
-            stage: stage_to_wit(self.stage),
-            payload: self.payload.as_ref().map(|p| v0_1::types::PayloadInfo {
-                name: p.name.clone(),
-                size: p.size,
-                sha256: p.sha256.clone(),
-            }),
-            slot: self.slot.clone(),
-        }
-    }
-}
-
-/// A hook's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HookVerdict {
-    Proceed,
-    /// Stop the update, with the plugin's reason (sanitised, at most 1 KiB).
-    Abort(String),
-    /// Try this stage again after this many seconds.
-    RetryLater(u32),
-}
-
-/// A check's verdict on a trial boot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CheckVerdict {
-    Pass,
-    /// The reason, sanitised, at most 1 KiB.
-    Fail(String),
-}
-
-/// The WIT `stage` of `stage`.
-fn stage_to_wit(stage: Stage) -> v0_1::types::Stage {
-    use v0_1::types::Stage as W;
-    match stage {
-        Stage::DownloadEnter => W::DownloadEnter,
-        Stage::DownloadLeave => W::DownloadLeave,
-        Stage::InstallEnter => W::InstallEnter,
-        Stage::InstallLeave => W::InstallLeave,
-        Stage::RebootEnter => W::RebootEnter,
-        Stage::CommitEnter => W::CommitEnter,
-        Stage::CommitLeave => W::CommitLeave,
-        Stage::RollbackEnter => W::RollbackEnter,
-        Stage::RollbackLeave => W::RollbackLeave,
-        Stage::Failure => W::Failure,
-        Stage::Check => W::Check,
-        Stage::Install => W::Install,
-    }
-}
 
 /// A loaded, compiled and linked plugin, ready to run any number of times. Cheap to clone.
 #[derive(Clone)]

@@ -1,7 +1,7 @@
 //! Slot backends: where a verified payload is written.
 //!
 //! A device has slot classes (`rootfs`, `app`, …), each a pair of sides `a` and `b`
-//! ([`crate::boot::Slot`]). The engine only ever writes the inactive side, makes it durable,
+//! ([`crate::boot::Side`]). The engine only ever writes the inactive side, makes it durable,
 //! then switches.
 //!
 //! | backend           | a side is                                        | switched by         |

@@ -8,6 +8,8 @@
 
 mod fault_server;
 mod images;
+mod wit;
 
 pub use fault_server::{FaultServer, Faults, Request};
 pub use images::{image_bytes, random_bytes};
+pub use wit::wit_stage_names;

@@ -14,7 +14,7 @@ use super::InstallError;
 use super::local_chunks::LocalChunks;
 use super::record::DirectorySwitch;
 use super::stream::PayloadWrite;
-use crate::boot::Slot;
+use crate::boot::Side;
 use crate::bundle::{ChunkIndex, Manifest, PayloadInfo, Target};
 use crate::config::{Config, SlotConfig};
 use crate::slot::{DirectorySlot, RawSlot};
@@ -63,7 +63,7 @@ pub(crate) trait PayloadTarget {
 pub(crate) fn plan(
     config: &Config,
     manifest: &Manifest,
-    side: Slot,
+    side: Side,
 ) -> Result<Vec<Box<dyn PayloadTarget>>, InstallError> {
     manifest
         .payloads
@@ -75,7 +75,7 @@ pub(crate) fn plan(
 fn target_for(
     config: &Config,
     p: &PayloadInfo,
-    side: Slot,
+    side: Side,
 ) -> Result<Box<dyn PayloadTarget>, InstallError> {
     let class = match &p.target {
         Target::Installer(plugin) if config.chain.installers.contains(plugin) => {

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
 use super::PayloadTarget;
-use crate::boot::Slot;
+use crate::boot::Side;
 use crate::bundle::{BundleError, ChunkIndex, PayloadInfo};
 use crate::config::Config;
 use crate::install::local_chunks::{self, LocalChunks};
@@ -32,13 +32,13 @@ impl RawTarget {
         config: &Config,
         p: &PayloadInfo,
         class: &str,
-        side: Slot,
+        side: Side,
         sides: [RawSlot; 2],
     ) -> Result<Self, InstallError> {
         let [a, b] = sides;
         let (slot, active) = match side {
-            Slot::A => (a, b),
-            Slot::B => (b, a),
+            Side::A => (a, b),
+            Side::B => (b, a),
         };
         let capacity = slot.max_payload()?;
         if p.size > capacity {

@@ -17,20 +17,20 @@
 //! File and directory modes are kept without setuid and setgid bits; owners are not restored
 //! (everything belongs to the user running airlock).
 
-use std::collections::HashMap;
+mod unpack;
+
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Read, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
+use std::fs::{self, Permissions};
+use std::io::{self, Read};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
 
-use tar::{Entry, EntryType};
 use tracing::info;
 
-use super::{SlotError, config_hint, is_no_space};
-use crate::boot::Slot;
+use super::{SlotError, config_hint};
+use crate::boot::Side;
 use crate::fsutil::{parent_dir, sync_dir};
+use unpack::Unpacker;
 
 /// A directory slot: `path` is a symlink to `<path>.a` or `<path>.b`.
 #[derive(Clone, Debug)]
@@ -59,7 +59,7 @@ impl DirectorySlot {
     }
 
     /// The directory holding side `slot`: `<path>.a` or `<path>.b`.
-    pub fn dir(&self, slot: Slot) -> PathBuf {
+    pub fn dir(&self, slot: Side) -> PathBuf {
         let mut dir = self.path.clone().into_os_string();
         dir.push(".");
         dir.push(slot.as_str());
@@ -92,7 +92,7 @@ impl DirectorySlot {
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(self.io("inspect", &self.path, e)),
         };
-        for slot in [Slot::A, Slot::B] {
+        for slot in [Side::A, Side::B] {
             let dir = self.dir(slot);
             match fs::create_dir(&dir) {
                 Ok(()) => info!(dir = %dir.display(), "created directory slot side"),
@@ -105,12 +105,12 @@ impl DirectorySlot {
         if link_exists {
             self.active().map(|_| ())
         } else {
-            self.switch_to(Slot::A)
+            self.switch_to(Side::A)
         }
     }
 
     /// The side the symlink points at now.
-    pub fn active(&self) -> Result<Slot, SlotError> {
+    pub fn active(&self) -> Result<Side, SlotError> {
         let target = match fs::read_link(&self.path) {
             Ok(target) => target,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -127,8 +127,8 @@ impl DirectorySlot {
                     "is not a symlink",
                     format!(
                         "it must point at {} or {}: run init, which says how to migrate it",
-                        self.dir(Slot::A).display(),
-                        self.dir(Slot::B).display()
+                        self.dir(Side::A).display(),
+                        self.dir(Side::B).display()
                     ),
                 ));
             }
@@ -138,7 +138,7 @@ impl DirectorySlot {
             .components()
             .filter(|c| *c != Component::CurDir)
             .collect();
-        for slot in [Slot::A, Slot::B] {
+        for slot in [Side::A, Side::B] {
             if target == self.dir(slot) || relative.as_os_str() == self.link_target(slot)? {
                 return Ok(slot);
             }
@@ -147,12 +147,12 @@ impl DirectorySlot {
             &format!(
                 "points at {}, not at {} or {}",
                 target.display(),
-                self.dir(Slot::A).display(),
-                self.dir(Slot::B).display()
+                self.dir(Side::A).display(),
+                self.dir(Side::B).display()
             ),
             format!(
                 "point it back at the side that should run: `ln -sfn {} {}`",
-                self.link_target(Slot::A)?.to_string_lossy(),
+                self.link_target(Side::A)?.to_string_lossy(),
                 self.path.display()
             ),
         ))
@@ -161,7 +161,7 @@ impl DirectorySlot {
     /// Empties the directory of `slot` (never the active one) and unpacks the tar stream into
     /// it, checking every entry first (see the module docs). Everything is fsynced before this
     /// returns. Returns the number of file bytes unpacked.
-    pub fn install(&self, slot: Slot, archive: impl Read) -> Result<u64, SlotError> {
+    pub fn install(&self, slot: Side, archive: impl Read) -> Result<u64, SlotError> {
         let dir = self.dir(slot);
         if self.active()? == slot {
             return Err(SlotError::ActiveSide {
@@ -202,7 +202,7 @@ impl DirectorySlot {
 
     /// Points the symlink at `slot` atomically (a new link `<path>.tmp-link`, renamed over
     /// `path`, then the parent directory fsynced). Idempotent.
-    pub fn switch_to(&self, slot: Slot) -> Result<(), SlotError> {
+    pub fn switch_to(&self, slot: Side) -> Result<(), SlotError> {
         self.check_side(slot)?;
         let parent = parent_dir(&self.path);
         match fs::symlink_metadata(&self.path) {
@@ -244,7 +244,7 @@ impl DirectorySlot {
     }
 
     /// What the symlink holds for `slot`: the sibling's name, `app.a`.
-    fn link_target(&self, slot: Slot) -> Result<OsString, SlotError> {
+    fn link_target(&self, slot: Side) -> Result<OsString, SlotError> {
         let mut target = self.name()?.to_os_string();
         target.push(".");
         target.push(slot.as_str());
@@ -252,7 +252,7 @@ impl DirectorySlot {
     }
 
     /// A side must be a real directory (not a symlink to somewhere else).
-    fn check_side(&self, slot: Slot) -> Result<(), SlotError> {
+    fn check_side(&self, slot: Side) -> Result<(), SlotError> {
         let dir = self.dir(slot);
         match fs::symlink_metadata(&dir) {
             Ok(meta) if meta.is_dir() => Ok(()),
@@ -312,379 +312,11 @@ fn clear_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Unpacks checked entries into `root`, remembering the directories to fsync at the end.
-struct Unpacker {
-    root: PathBuf,
-    /// Every directory created, with the mode its entry asked for (None when created as a
-    /// parent of a later entry).
-    dirs: Vec<(PathBuf, Option<u32>)>,
-    /// The last parent found to be a chain of real directories (directories are never replaced,
-    /// so it stays one).
-    checked_parent: Option<PathBuf>,
-    buf: Vec<u8>,
-    bytes: u64,
-}
-
-impl Unpacker {
-    fn new(root: PathBuf) -> Self {
-        Unpacker {
-            root,
-            dirs: Vec::new(),
-            checked_parent: None,
-            buf: vec![0; 64 * 1024],
-            bytes: 0,
-        }
-    }
-
-    /// Checks and unpacks one entry; returns its name.
-    fn unpack<R: Read>(&mut self, entry: &mut Entry<'_, R>) -> Result<String, SlotError> {
-        let raw_name = entry.path_bytes().into_owned();
-        let name = String::from_utf8_lossy(&raw_name).into_owned();
-        let kind = entry.header().entry_type();
-        if kind.is_pax_global_extensions() {
-            // Defaults for later headers, already applied by the tar crate; nothing to unpack.
-            return Ok(name);
-        }
-        let root = self.root.clone();
-        let refuse = |reason: String| SlotError::UnsafeEntry {
-            dir: root.clone(),
-            entry: name.clone(),
-            reason,
-        };
-        let rel = relative_path(Path::new(OsStr::from_bytes(&raw_name))).map_err(&refuse)?;
-        if rel.as_os_str().is_empty() {
-            if kind.is_dir() {
-                return Ok(name); // `./`: the slot directory itself, kept as it is
-            }
-            return Err(refuse("it names the slot directory itself".to_string()));
-        }
-        let target = self.root.join(&rel);
-        let unpack_error = |source| SlotError::Unpack {
-            dir: root.clone(),
-            entry: name.clone(),
-            source,
-        };
-
-        // What may it be, before anything is written?
-        let link = match kind {
-            EntryType::Regular | EntryType::Continuous | EntryType::Directory => None,
-            EntryType::Symlink | EntryType::Link => {
-                let Some(link) = entry.link_name_bytes() else {
-                    return Err(refuse("it is a link without a target".to_string()));
-                };
-                let link = PathBuf::from(OsStr::from_bytes(&link));
-                if kind == EntryType::Symlink {
-                    check_symlink_target(&rel, &link).map_err(&refuse)?;
-                }
-                Some(link)
-            }
-            EntryType::Char => return Err(refuse(not_allowed("a character device"))),
-            EntryType::Block => return Err(refuse(not_allowed("a block device"))),
-            EntryType::Fifo => return Err(refuse(not_allowed("a fifo"))),
-            EntryType::GNUSparse => return Err(refuse(not_allowed("a sparse file"))),
-            other => {
-                return Err(refuse(not_allowed(&format!(
-                    "of tar entry type {:?}",
-                    other.as_byte() as char
-                ))));
-            }
-        };
-        let mode = if link.is_none() {
-            entry
-                .header()
-                .mode()
-                .map_err(|e| refuse(format!("its mode is unreadable: {e}")))?
-        } else {
-            0
-        };
-
-        // Where does it go? Through real directories only, and never over an earlier entry.
-        self.make_parents(&rel).map_err(|r| match r {
-            Refusal::Unsafe(reason) => refuse(reason),
-            Refusal::Io(e) => unpack_error(e),
-        })?;
-        match fs::symlink_metadata(&target) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Ok(meta) if meta.is_dir() && kind == EntryType::Directory => {
-                self.dirs.push((target, Some(mode & 0o1777)));
-                return Ok(name);
-            }
-            Ok(_) => {
-                return Err(refuse(
-                    "an earlier entry of the archive has the same path".to_string(),
-                ));
-            }
-            Err(e) => return Err(unpack_error(e)),
-        }
-
-        match (kind, link) {
-            (EntryType::Directory, _) => {
-                fs::create_dir(&target).map_err(unpack_error)?;
-                self.dirs.push((target, Some(mode & 0o1777)));
-            }
-            (EntryType::Symlink, Some(link)) => {
-                symlink(&link, &target).map_err(unpack_error)?;
-            }
-            (EntryType::Link, Some(link)) => {
-                let source = self.hard_link_source(&link).map_err(|r| match r {
-                    Refusal::Unsafe(reason) => refuse(reason),
-                    Refusal::Io(e) => unpack_error(e),
-                })?;
-                fs::hard_link(source, &target).map_err(unpack_error)?;
-            }
-            _ => self.write_file(entry, &name, &target, mode & 0o777)?,
-        }
-        Ok(name)
-    }
-
-    /// Streams a regular file's data into a new file at `target`, then fsyncs it.
-    fn write_file<R: Read>(
-        &mut self,
-        entry: &mut Entry<'_, R>,
-        name: &str,
-        target: &Path,
-        mode: u32,
-    ) -> Result<(), SlotError> {
-        let unpack_error = |source| SlotError::Unpack {
-            dir: self.root.clone(),
-            entry: name.to_string(),
-            source,
-        };
-        // create_new: never through a symlink, never over an existing file.
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(target)
-            .map_err(unpack_error)?;
-        let expected = entry.size();
-        let mut written = 0u64;
-        loop {
-            let n = match entry.read(&mut self.buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(SlotError::Archive {
-                        dir: self.root.clone(),
-                        entry: Some(name.to_string()),
-                        source,
-                    });
-                }
-            };
-            file.write_all(&self.buf[..n]).map_err(|source| {
-                if is_no_space(&source) {
-                    SlotError::NoSpace {
-                        path: target.to_path_buf(),
-                        offset: written,
-                    }
-                } else {
-                    unpack_error(source)
-                }
-            })?;
-            written += n as u64;
-        }
-        if written != expected {
-            return Err(SlotError::Archive {
-                dir: self.root.clone(),
-                entry: Some(name.to_string()),
-                source: io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("the archive ends after {written} of its {expected} bytes"),
-                ),
-            });
-        }
-        file.set_permissions(Permissions::from_mode(mode))
-            .map_err(unpack_error)?;
-        file.sync_all().map_err(unpack_error)?;
-        self.bytes += written;
-        Ok(())
-    }
-
-    /// Makes sure every parent of `rel` is a real directory under the root, creating the
-    /// missing ones; refuses a path that goes through a symlink or a file.
-    fn make_parents(&mut self, rel: &Path) -> Result<(), Refusal> {
-        let Some(parent) = rel.parent() else {
-            return Ok(());
-        };
-        if parent.as_os_str().is_empty() || self.checked_parent.as_deref() == Some(parent) {
-            return Ok(());
-        }
-        let mut dir = self.root.clone();
-        let mut shown = PathBuf::new();
-        for part in parent.components() {
-            dir.push(part);
-            shown.push(part);
-            match fs::symlink_metadata(&dir) {
-                Ok(meta) if meta.is_dir() => {}
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    return Err(Refusal::Unsafe(format!(
-                        "its path goes through the symlink {}",
-                        shown.display()
-                    )));
-                }
-                Ok(_) => {
-                    return Err(Refusal::Unsafe(format!(
-                        "its path goes through {}, which is not a directory",
-                        shown.display()
-                    )));
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir(&dir).map_err(Refusal::Io)?;
-                    self.dirs.push((dir.clone(), None));
-                }
-                Err(e) => return Err(Refusal::Io(e)),
-            }
-        }
-        self.checked_parent = Some(parent.to_path_buf());
-        Ok(())
-    }
-
-    /// The file a hard link entry links to: a regular file unpacked earlier, reached through
-    /// real directories only.
-    fn hard_link_source(&self, link: &Path) -> Result<PathBuf, Refusal> {
-        let outside = || {
-            Refusal::Unsafe(format!(
-                "its hard link target {} is outside the slot directory",
-                link.display()
-            ))
-        };
-        let rel = relative_path(link).map_err(|_| outside())?;
-        if rel.as_os_str().is_empty() {
-            return Err(outside());
-        }
-        let mut path = self.root.clone();
-        let count = rel.components().count();
-        for (i, part) in rel.components().enumerate() {
-            path.push(part);
-            let meta = match fs::symlink_metadata(&path) {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(Refusal::Unsafe(format!(
-                        "its hard link target {} is not an earlier entry of the archive",
-                        link.display()
-                    )));
-                }
-                Err(e) => return Err(Refusal::Io(e)),
-            };
-            let ok = if i + 1 == count {
-                meta.is_file()
-            } else {
-                meta.is_dir()
-            };
-            if !ok {
-                return Err(Refusal::Unsafe(format!(
-                    "its hard link target {} is not a regular file reached through directories",
-                    link.display()
-                )));
-            }
-        }
-        Ok(path)
-    }
-
-    /// Sets directory modes (deepest first, so a read-only parent does not lock out its
-    /// children), fsyncs every directory created and the root. Returns the bytes unpacked.
-    fn finish(self) -> Result<u64, SlotError> {
-        let mut modes: HashMap<PathBuf, Option<u32>> = HashMap::new();
-        for (dir, mode) in self.dirs {
-            let slot = modes.entry(dir).or_insert(None);
-            if mode.is_some() {
-                *slot = mode;
-            }
-        }
-        let mut dirs: Vec<_> = modes.into_iter().collect();
-        dirs.sort_by_key(|(dir, _)| std::cmp::Reverse(dir.components().count()));
-        let root = self.root;
-        let error = |dir: &Path, source| SlotError::Unpack {
-            dir: root.clone(),
-            entry: dir
-                .strip_prefix(&root)
-                .unwrap_or(dir)
-                .to_string_lossy()
-                .into_owned(),
-            source,
-        };
-        for (dir, mode) in &dirs {
-            let file = File::open(dir).map_err(|e| error(dir, e))?;
-            if let Some(mode) = mode {
-                file.set_permissions(Permissions::from_mode(*mode))
-                    .map_err(|e| error(dir, e))?;
-            }
-            file.sync_all().map_err(|e| error(dir, e))?;
-        }
-        sync_dir(&root).map_err(|e| error(&root, e))?;
-        Ok(self.bytes)
-    }
-}
-
-enum Refusal {
-    Unsafe(String),
-    Io(io::Error),
-}
-
-fn not_allowed(what: &str) -> String {
-    format!("it is {what}; a directory slot holds only files, directories and symlinks")
-}
-
-/// `path` as a plain relative path (`.` dropped), or why it is not one.
-fn relative_path(path: &Path) -> Result<PathBuf, String> {
-    let mut rel = PathBuf::new();
-    for part in path.components() {
-        match part {
-            Component::Normal(p) => rel.push(p),
-            Component::CurDir => {}
-            Component::ParentDir => return Err("its path contains `..`".to_string()),
-            Component::RootDir | Component::Prefix(_) => {
-                return Err("its path is absolute".to_string());
-            }
-        }
-    }
-    Ok(rel)
-}
-
-/// A symlink at `rel` (relative to the slot directory) may point at `target` when the target is
-/// relative, its `..` come first, and they climb no higher than the slot directory.
-fn check_symlink_target(rel: &Path, target: &Path) -> Result<(), String> {
-    if target.as_os_str().is_empty() {
-        return Err("it is a symlink with an empty target".to_string());
-    }
-    let depth = rel.components().count().saturating_sub(1);
-    let mut ups = 0;
-    let mut named = false;
-    for part in target.components() {
-        match part {
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(format!(
-                    "its symlink target {} is absolute, outside the slot directory",
-                    target.display()
-                ));
-            }
-            Component::CurDir => {}
-            Component::ParentDir if named => {
-                return Err(format!(
-                    "its symlink target {} has `..` after a name; write it as ../…/name",
-                    target.display()
-                ));
-            }
-            Component::ParentDir => {
-                ups += 1;
-                if ups > depth {
-                    return Err(format!(
-                        "its symlink target {} points outside the slot directory",
-                        target.display()
-                    ));
-                }
-            }
-            Component::Normal(_) => named = true,
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+    use tar::EntryType;
 
     /// An initialised directory slot `<tmp>/app`, active side a.
     fn slot() -> (tempfile::TempDir, DirectorySlot) {
@@ -767,18 +399,18 @@ mod tests {
             fs::read_link(tmp.path().join("app")).unwrap(),
             Path::new("app.a")
         );
-        assert_eq!(slot.active().unwrap(), Slot::A);
-        slot.switch_to(Slot::B).unwrap();
+        assert_eq!(slot.active().unwrap(), Side::A);
+        slot.switch_to(Side::B).unwrap();
         slot.init().unwrap();
         assert_eq!(
             slot.active().unwrap(),
-            Slot::B,
+            Side::B,
             "init keeps the active side"
         );
-        assert_eq!(slot.dir(Slot::B), tmp.path().join("app.b"));
+        assert_eq!(slot.dir(Side::B), tmp.path().join("app.b"));
         // A trailing slash does not make the sides children of the path.
         let slash = DirectorySlot::new(format!("{}/", tmp.path().join("app").display()));
-        assert_eq!(slash.dir(Slot::A), tmp.path().join("app.a"));
+        assert_eq!(slash.dir(Side::A), tmp.path().join("app.a"));
     }
 
     #[test]
@@ -799,10 +431,10 @@ mod tests {
     #[test]
     fn install_unpacks_files_dirs_links_and_modes() {
         let (tmp, slot) = slot();
-        fs::write(slot.dir(Slot::B).join("stale"), b"old install").unwrap();
-        let bytes = slot.install(Slot::B, &good_archive()[..]).unwrap();
+        fs::write(slot.dir(Side::B).join("stale"), b"old install").unwrap();
+        let bytes = slot.install(Side::B, &good_archive()[..]).unwrap();
         assert_eq!(bytes, 18 + 6 + 300_000);
-        let b = slot.dir(Slot::B);
+        let b = slot.dir(Side::B);
         assert_eq!(names(&b), ["bin", "data", "etc"], "emptied first");
         assert_eq!(
             fs::read(b.join("bin/app")).unwrap(),
@@ -821,8 +453,8 @@ mod tests {
             Path::new("../../bin/app")
         );
         assert_eq!(fs::read(b.join("data/big")).unwrap().len(), 300_000);
-        assert_eq!(names(&slot.dir(Slot::A)), Vec::<String>::new());
-        assert_eq!(slot.active().unwrap(), Slot::A, "install does not switch");
+        assert_eq!(names(&slot.dir(Side::A)), Vec::<String>::new());
+        assert_eq!(slot.active().unwrap(), Side::A, "install does not switch");
         drop(tmp);
     }
 
@@ -837,24 +469,24 @@ mod tests {
         h.set_size(0);
         b.append_data(&mut h, "ro", &[][..]).unwrap();
         let archive = b.into_inner().unwrap();
-        slot.install(Slot::B, &archive[..]).unwrap();
-        let ro = slot.dir(Slot::B).join("ro");
+        slot.install(Side::B, &archive[..]).unwrap();
+        let ro = slot.dir(Side::B).join("ro");
         assert_eq!(fs::metadata(&ro).unwrap().mode() & 0o7777, 0o555);
-        slot.install(Slot::B, &archive[..]).unwrap();
+        slot.install(Side::B, &archive[..]).unwrap();
         assert_eq!(fs::read(ro.join("file")).unwrap(), b"1");
     }
 
     #[test]
     fn install_refuses_the_active_side_and_leaves_it_alone() {
         let (_tmp, slot) = slot();
-        fs::write(slot.dir(Slot::A).join("running"), b"live").unwrap();
-        let err = slot.install(Slot::A, &good_archive()[..]).unwrap_err();
+        fs::write(slot.dir(Side::A).join("running"), b"live").unwrap();
+        let err = slot.install(Side::A, &good_archive()[..]).unwrap_err();
         assert!(matches!(err, SlotError::ActiveSide { .. }), "{err}");
         assert!(err.to_string().contains("app.b"), "{err}");
-        slot.install(Slot::B, &good_archive()[..]).unwrap();
-        assert_eq!(names(&slot.dir(Slot::A)), ["running"]);
+        slot.install(Side::B, &good_archive()[..]).unwrap();
+        assert_eq!(names(&slot.dir(Side::A)), ["running"]);
         assert_eq!(
-            fs::read(slot.dir(Slot::A).join("running")).unwrap(),
+            fs::read(slot.dir(Side::A).join("running")).unwrap(),
             b"live"
         );
     }
@@ -921,11 +553,11 @@ mod tests {
         ];
         for (entry, reason, build) in cases {
             let (tmp, slot) = slot();
-            fs::write(slot.dir(Slot::A).join("running"), b"live").unwrap();
+            fs::write(slot.dir(Side::A).join("running"), b"live").unwrap();
             let mut b = builder();
             build(&mut b);
             let archive = b.into_inner().unwrap();
-            let err = slot.install(Slot::B, &archive[..]).unwrap_err();
+            let err = slot.install(Side::B, &archive[..]).unwrap_err();
             let msg = err.to_string();
             assert!(
                 matches!(&err, SlotError::UnsafeEntry { entry: e, .. } if e == entry),
@@ -933,7 +565,7 @@ mod tests {
             );
             assert!(msg.contains(reason), "{entry}: {msg}");
             assert_eq!(names(tmp.path()), ["app", "app.a", "app.b"], "{entry}");
-            assert_eq!(names(&slot.dir(Slot::A)), ["running"], "{entry}");
+            assert_eq!(names(&slot.dir(Side::A)), ["running"], "{entry}");
         }
     }
 
@@ -942,7 +574,7 @@ mod tests {
         let (_tmp, slot) = slot();
         let archive = good_archive();
         let cut = archive.len() - 200_000;
-        let err = slot.install(Slot::B, &archive[..cut]).unwrap_err();
+        let err = slot.install(Side::B, &archive[..cut]).unwrap_err();
         assert!(
             matches!(&err, SlotError::Archive { entry: Some(e), .. } if e == "data/big"),
             "{err}"
@@ -952,23 +584,23 @@ mod tests {
     #[test]
     fn switch_flips_atomically_and_is_idempotent() {
         let (tmp, slot) = slot();
-        slot.install(Slot::B, &good_archive()[..]).unwrap();
+        slot.install(Side::B, &good_archive()[..]).unwrap();
         // A leftover from a switch cut short is replaced.
         symlink("somewhere", tmp.path().join("app.tmp-link")).unwrap();
-        slot.switch_to(Slot::B).unwrap();
-        assert_eq!(slot.active().unwrap(), Slot::B);
+        slot.switch_to(Side::B).unwrap();
+        assert_eq!(slot.active().unwrap(), Side::B);
         assert_eq!(
             fs::read_link(tmp.path().join("app")).unwrap(),
             Path::new("app.b")
         );
         assert!(tmp.path().join("app/bin/app").exists());
-        slot.switch_to(Slot::B).unwrap();
-        assert_eq!(slot.active().unwrap(), Slot::B);
+        slot.switch_to(Side::B).unwrap();
+        assert_eq!(slot.active().unwrap(), Side::B);
         assert_eq!(names(tmp.path()), ["app", "app.a", "app.b"]);
-        slot.switch_to(Slot::A).unwrap();
-        assert_eq!(slot.active().unwrap(), Slot::A);
+        slot.switch_to(Side::A).unwrap();
+        assert_eq!(slot.active().unwrap(), Side::A);
         // Now b is inactive again and may be installed into; a is the live side.
-        let err = slot.install(Slot::A, &good_archive()[..]).unwrap_err();
+        let err = slot.install(Side::A, &good_archive()[..]).unwrap_err();
         assert!(matches!(err, SlotError::ActiveSide { .. }), "{err}");
     }
 
@@ -987,11 +619,11 @@ mod tests {
         slot.init().unwrap();
         fs::remove_file(tmp.path().join("app")).unwrap();
         symlink(tmp.path().join("app.b"), tmp.path().join("app")).unwrap();
-        assert_eq!(slot.active().unwrap(), Slot::B);
+        assert_eq!(slot.active().unwrap(), Side::B);
         // switch_to refuses a side that is missing.
         fs::remove_dir(tmp.path().join("app.a")).unwrap();
-        let err = slot.switch_to(Slot::A).unwrap_err();
+        let err = slot.switch_to(Side::A).unwrap_err();
         assert!(err.to_string().contains("has no side"), "{err}");
-        assert_eq!(slot.active().unwrap(), Slot::B);
+        assert_eq!(slot.active().unwrap(), Side::B);
     }
 }
