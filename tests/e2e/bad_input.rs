@@ -666,16 +666,7 @@ fn tar_with_raw_name(name: &[u8], data: &[u8]) -> Vec<u8> {
 fn directory_slot_refuses_entries_escaping_it() {
     let ws = Workspace::new();
     let (dev, factory) = device(&ws);
-    let good = {
-        let mut tar = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(5);
-        h.set_mode(0o644);
-        h.set_cksum();
-        tar.append_data(&mut h, "bin/app", &b"hello"[..]).unwrap();
-        tar.into_inner().unwrap()
-    };
-    ws.file("good.tar", &good);
+    ws.file("good.tar", &tar_archive(&[("bin/app", "hello")]));
     let b1 = ws.bundle(
         "app1.airlock",
         "1.0.0",

@@ -322,13 +322,7 @@ fn bundle_diff_explains_what_a_device_downloads() {
 
 /// An app archive holding `bin/app` with `content`.
 fn app_archive(content: &[u8]) -> Vec<u8> {
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(content.len() as u64);
-    h.set_mode(0o755);
-    h.set_cksum();
-    tar.append_data(&mut h, "bin/app", content).unwrap();
-    tar.into_inner().unwrap()
+    tar_archive(&[("bin/app", content)])
 }
 
 #[test]

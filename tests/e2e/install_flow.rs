@@ -101,13 +101,7 @@ fn bundle_with_rootfs_and_directory_slot_commits_together() {
     let dev = ws.device("dev", "2MiB");
     ws.file("v1.img", &image_bytes(1 << 20, 1));
     // An app archive for the directory slot.
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(5);
-    h.set_mode(0o755);
-    h.set_cksum();
-    tar.append_data(&mut h, "bin/app", &b"hello"[..]).unwrap();
-    ws.file("app.tar", &tar.into_inner().unwrap());
+    ws.file("app.tar", &tar_archive(&[("bin/app", "hello")]));
     let b1 = ws.bundle(
         "v1.airlock",
         "1.0.0",
@@ -130,13 +124,7 @@ fn bundle_with_rootfs_and_directory_slot_commits_together() {
     assert_eq!(st["directories"][0]["active"], "b");
 
     // Version 2 fails to boot: the app stays at version 1 with the rootfs.
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(7);
-    h.set_mode(0o755);
-    h.set_cksum();
-    tar.append_data(&mut h, "bin/app", &b"hello 2"[..]).unwrap();
-    ws.file("app2.tar", &tar.into_inner().unwrap());
+    ws.file("app2.tar", &tar_archive(&[("bin/app", "hello 2")]));
     ws.file("v2.img", &image_bytes(1 << 20, 2));
     let payloads = [("rootfs", "v2.img", "rootfs"), ("app", "app2.tar", "app")];
     let b2 = ws.bundle("v2.airlock", "2.0.0", "test-device", &payloads, "");

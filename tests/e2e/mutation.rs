@@ -93,15 +93,8 @@ fn fixture() -> Fixture {
     let factory = template.slot("a");
     let image = image_bytes(384 << 10, 11);
     ws.file("v1.img", &image);
-    let mut tar = tar::Builder::new(Vec::new());
-    for (path, text) in [("bin/app", "app v1\n"), ("etc/app.conf", "mode = 1\n")] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(text.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        tar.append_data(&mut h, path, text.as_bytes()).unwrap();
-    }
-    ws.file("app.tar", &tar.into_inner().unwrap());
+    let app = [("bin/app", "app v1\n"), ("etc/app.conf", "mode = 1\n")];
+    ws.file("app.tar", &tar_archive(&app));
     let path = ws.bundle(
         "v1.airlock",
         "1.0.0",

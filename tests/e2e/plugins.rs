@@ -338,28 +338,14 @@ fn retry_limit_turns_repeated_retry_later_into_a_failure() {
 
 // ---- an installer plugin ----
 
-fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut tar = tar::Builder::new(Vec::new());
-    for (path, text) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(text.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        tar.append_data(&mut h, path, text.as_bytes()).unwrap();
-    }
-    tar.into_inner().unwrap()
-}
-
 /// A bundle with a rootfs image and an `app` archive for the archive-installer plugin.
 fn bundle_with_app(ws: &Workspace, version: &str, seed: u64, files: &[(&str, &str)]) -> String {
     ws.file(&format!("v{seed}.img"), &image_bytes(1 << 20, seed));
-    ws.file(&format!("app{seed}.tar"), &tar_of(files));
-    let spec = format!(
-        "name = \"test-os\"\nversion = \"{version}\"\ncompatible = [\"test-device\"]\n\
-         [[payload]]\nname = \"rootfs\"\nfile = \"v{seed}.img\"\nslot = \"rootfs\"\n\
-         [[payload]]\nname = \"app\"\nfile = \"app{seed}.tar\"\ninstaller = \"archive-installer\"\n"
-    );
-    ws.bundle_from_spec(&format!("v{seed}.airlock"), &spec)
+    ws.file(&format!("app{seed}.tar"), &tar_archive(files));
+    let spec = BundleToml::new("test-os", version, &["test-device"])
+        .payload("rootfs", format!("v{seed}.img"), "rootfs")
+        .installer_payload("app", format!("app{seed}.tar"), "archive-installer");
+    ws.bundle_from_spec(&format!("v{seed}.airlock"), &spec.text())
         .to_str()
         .unwrap()
         .to_string()

@@ -122,7 +122,7 @@ impl Fixture {
             .into_iter()
             .map(|(p, c)| (p.to_string(), c.into_bytes()))
             .collect();
-            ws.file("app.tar", &tar_of(&files));
+            ws.file("app.tar", &tar_archive(&files.iter().collect::<Vec<_>>()));
             payloads.push(("app", "app.tar", "app"));
             files
         });
@@ -142,22 +142,6 @@ impl Fixture {
         self.devices.set(n + 1);
         self.ws.device(&format!("dev{n}"), SLOT_SIZE)
     }
-}
-
-fn tar_of(files: &Files) -> Vec<u8> {
-    let mut tar = tar::Builder::new(Vec::new());
-    for (path, data) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(if path.starts_with("bin/") {
-            0o755
-        } else {
-            0o644
-        });
-        h.set_cksum();
-        tar.append_data(&mut h, path, &data[..]).unwrap();
-    }
-    tar.into_inner().unwrap()
 }
 
 /// Every regular file under `dir` (following a symlink at `dir` itself), by relative path.

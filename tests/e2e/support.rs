@@ -76,7 +76,7 @@ pub fn fails(args: &[&str]) -> String {
     stderr
 }
 
-pub use airlock_testkit::{image_bytes, random_bytes};
+pub use airlock_testkit::{BundleToml, image_bytes, random_bytes, tar_archive, toml_path};
 
 /// A folder holding keys, images, bundles and simulated devices for one test.
 pub struct Workspace {
@@ -126,14 +126,11 @@ impl Workspace {
         payloads: &[(&str, &str, &str)],
         extra: &str,
     ) -> PathBuf {
-        let mut toml = format!(
-            "name = \"test-os\"\nversion = \"{version}\"\ncompatible = [\"{device_type}\"]\n{extra}\n"
+        let toml = payloads.iter().fold(
+            BundleToml::new("test-os", version, &[device_type]).with(extra),
+            |toml, (name, file, slot)| toml.payload(name, file, slot),
         );
-        for (name, file, slot) in payloads {
-            toml +=
-                &format!("[[payload]]\nname = \"{name}\"\nfile = \"{file}\"\nslot = \"{slot}\"\n");
-        }
-        self.bundle_from_spec(out, &toml)
+        self.bundle_from_spec(out, &toml.text())
     }
 
     /// A simulated device of type `test-device` with rootfs slots of `slot_size` bytes, whose
@@ -468,16 +465,6 @@ pub fn precompiled_form(wasm: &Path) -> (PathBuf, String) {
     let line = format!("{}\n", stdout.lines().last().unwrap());
     done.insert(wasm.to_path_buf(), line.clone());
     (path, line)
-}
-
-/// `path` as a TOML literal string.
-pub fn toml_path(path: &Path) -> String {
-    let text = path.to_str().expect("a UTF-8 path");
-    assert!(
-        !text.contains('\'') && !text.contains('\n'),
-        "cannot quote {text:?}"
-    );
-    format!("'{text}'")
 }
 
 /// `airlock` exited 0 or 1 and did not panic; the only panic text allowed is a hostile

@@ -44,6 +44,7 @@ pub use plugins::HookOutcome;
 use plugins::PluginRunner;
 pub use record::BundledPlugin;
 use record::{DeviceState, DownloadStats, Ending, Phase, Release, SlotContent, Update, now};
+use target::PayloadTarget;
 
 use crate::boot::{self, BootBackend, Side};
 use crate::bundle::{BundleInput, BundleReader, FIRST_REQUEST, Manifest, Sha256Hex, Target};
@@ -103,6 +104,14 @@ pub struct BootReport {
     pub reboot_needed: bool,
 }
 
+/// Where each payload of a bundle goes on this device: [`target::plan`], or a fake one in the
+/// state machine's unit tests.
+type Planner = Box<
+    dyn Fn(&Config, &Manifest, Side) -> Result<Vec<Box<dyn PayloadTarget>>, InstallError>
+        + Send
+        + Sync,
+>;
+
 /// A device: its configuration, bootloader and journal.
 pub struct Device {
     config: Config,
@@ -110,6 +119,7 @@ pub struct Device {
     journal: Journal<DeviceState>,
     state: DeviceState,
     plugins: PluginRunner,
+    planner: Planner,
     /// Held while the device may be changed.
     _lock: Option<FileLock>,
 }
@@ -150,8 +160,16 @@ impl Device {
             journal,
             state,
             plugins,
+            planner: Box::new(target::plan),
             _lock: None,
         })
+    }
+
+    /// Sends every payload to the targets `planner` gives instead of the configured slots.
+    #[cfg(test)]
+    fn with_planner(mut self, planner: Planner) -> Self {
+        self.planner = planner;
+        self
     }
 
     pub fn config(&self) -> &Config {
@@ -247,7 +265,7 @@ impl Device {
         // The whole head (every chunk index) is verified before the update is recorded, so a
         // corrupt head is a clean refusal that touches nothing.
         reader.read_indexes()?;
-        let targets = target::plan(&self.config, &manifest, side)?;
+        let targets = (self.planner)(&self.config, &manifest, side)?;
         let release = Release {
             bundle: manifest.name.clone(),
             version: manifest.version.clone(),

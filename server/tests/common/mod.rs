@@ -6,11 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use airlock::bundle::{BundleSpec, CreateOptions, PayloadSpec, create_bundle};
+use airlock::bundle::{BundleSpec, CreateOptions, create_bundle};
 use airlock::keys;
 use airlock::trust::TrustPolicy;
 use airlock_server::server::{AppState, Config};
 use airlock_server::store::{Backend, Store};
+use airlock_testkit::BundleToml;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::Executor;
@@ -333,21 +334,13 @@ impl TestServer {
         let mut data = airlock_testkit::random_bytes(size, size as u64 ^ version.len() as u64);
         data.extend_from_slice(version.as_bytes());
         std::fs::write(&payload, &data).unwrap();
-        let spec = BundleSpec {
-            name: name.into(),
-            version: version.parse().unwrap(),
-            description: Some("<b>test</b>".into()),
-            compatible: vec!["test-board".into()],
-            expires: expires.map(String::from),
-            payloads: vec![PayloadSpec {
-                name: "rootfs".into(),
-                file: payload,
-                slot: Some("rootfs".into()),
-                installer: None,
-                compression: None,
-            }],
-            plugins: vec![],
-        };
+        let expires = expires.map_or(String::new(), |at| format!("expires = {at:?}"));
+        let toml = BundleToml::new(name, version, &["test-board"])
+            .with("description = \"<b>test</b>\"")
+            .with(&expires)
+            .payload("rootfs", &payload, "rootfs")
+            .write(&dir.join(format!("{name}-{version}.toml")));
+        let spec = BundleSpec::load(&toml).unwrap();
         let out = dir.join(format!(
             "{name}-{version}-{}.airlock",
             key.file_stem().unwrap().to_string_lossy()

@@ -5,11 +5,14 @@
 //!   about lengths, corrupt bytes, answer errors, ignore `Range` — while recording every
 //!   [`Request`] so tests can assert how a client resumed.
 //! - [`image_bytes`] and [`random_bytes`]: deterministic images and payloads.
+//! - [`BundleToml`] and [`tar_archive`]: bundle descriptions and directory payloads.
 
+mod bundles;
 mod fault_server;
 mod images;
 mod wit;
 
+pub use bundles::{BundleToml, tar_archive, toml_path};
 pub use fault_server::{FaultServer, Faults, Request};
 pub use images::{image_bytes, random_bytes};
 pub use wit::wit_stage_names;

@@ -1,10 +1,13 @@
 //! The state machine driven in-process: a device in a temporary folder with the sim bootloader,
 //! file slots and a directory slot, real signed bundles. A restart is a fresh [`Device::open`]
-//! of the same folder; a reboot is [`boot::sim_reboot`].
+//! of the same folder; a reboot is [`boot::sim_reboot`]. `fake_target` puts a fake target in
+//! place of the slots.
+
+mod fake_target;
 
 use std::path::{Path, PathBuf};
 
-use airlock_testkit::image_bytes;
+use airlock_testkit::{BundleToml, image_bytes, tar_archive};
 
 use super::record::{Ending, Phase};
 use super::{Device, InstallError, InstallReport};
@@ -53,26 +56,14 @@ impl SimDevice {
         let name = format!("os-{version}-{device_type}");
         let image = self.path(&format!("{name}.img"));
         std::fs::write(&image, rootfs(version)).unwrap();
-        let mut toml = format!(
-            "name = \"os\"\nversion = \"{version}\"\ncompatible = [\"{device_type}\"]\n\
-             [[payload]]\nname = \"rootfs\"\nfile = \"{}\"\nslot = \"rootfs\"\n",
-            image.display()
-        );
+        let mut toml =
+            BundleToml::new("os", version, &[device_type]).payload("rootfs", &image, "rootfs");
         if let Some(content) = app {
             let archive = self.path(&format!("{name}.tar"));
-            let mut tar = tar::Builder::new(std::fs::File::create(&archive).unwrap());
-            let mut header = tar::Header::new_gnu();
-            header.set_size(content.len() as u64);
-            header.set_mode(0o644);
-            tar.append_data(&mut header, "app.bin", content).unwrap();
-            tar.finish().unwrap();
-            toml += &format!(
-                "[[payload]]\nname = \"app\"\nfile = \"{}\"\nslot = \"app\"\n",
-                archive.display()
-            );
+            std::fs::write(&archive, tar_archive(&[("app.bin", content)])).unwrap();
+            toml = toml.payload("app", &archive, "app");
         }
-        let spec_path = self.path(&format!("{name}.toml"));
-        std::fs::write(&spec_path, toml).unwrap();
+        let spec_path = toml.write(&self.path(&format!("{name}.toml")));
         let spec = BundleSpec::load(&spec_path).unwrap();
         let out = self.path(&format!("{name}.airlock"));
         let key = keys::load_signing_key(&self.key).unwrap();
@@ -90,6 +81,14 @@ impl SimDevice {
 
     fn reboot(&self, fail: bool) -> Side {
         boot::sim_reboot(&self.path("boot/bootloader.env"), fail).unwrap()
+    }
+
+    /// An interrupted install: still being fetched, to be resumed, and no trial armed.
+    fn assert_fetching_and_unarmed(&self) {
+        let device = self.open();
+        let update = device.state().update.as_ref().unwrap();
+        assert_eq!(update.phase, Phase::Fetching);
+        assert_eq!(device.boot_backend().pending_trial().unwrap(), None);
     }
 
     fn slot(&self, side: &str) -> Vec<u8> {
@@ -195,13 +194,7 @@ fn an_interrupted_install_resumes_after_the_chunks_written() {
     std::fs::rename(&cut, &bundle).unwrap();
     let err = dev.install(&bundle).unwrap_err();
     assert!(err.is_transport(), "{err}");
-    let device = dev.open();
-    assert_eq!(
-        device.state().update.as_ref().unwrap().phase,
-        Phase::Fetching
-    );
-    assert_eq!(device.boot_backend().pending_trial().unwrap(), None);
-    drop(device);
+    dev.assert_fetching_and_unarmed();
 
     std::fs::rename(dev.path("whole.airlock"), &bundle).unwrap();
     let report = dev.install(&bundle).unwrap();
