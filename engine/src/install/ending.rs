@@ -1,20 +1,20 @@
 //! How an update ends: committed (made permanent), or abandoned — cancelled before its trial,
 //! rolled back on it, or failed — with the old slots and directory sides restored.
 
-use tracing::{info, warn};
+use tracing::info;
 
 use super::plugins;
 use super::record::{Ending, Outcome, PendingEnding, Phase, Update, now};
-use super::target;
+use super::target::{self, Finishing};
 use super::{Device, InstallError, describe, faults, phase_name};
 use crate::plugin::Stage;
 
 impl Device {
-    /// Points every directory slot of the update at its new side. Idempotent.
-    pub(super) fn switch_directories(&self, u: &Update) -> Result<(), InstallError> {
-        for d in &u.directories {
-            target::configured_directory(&self.config, &d.class)?.switch_to(d.to)?;
-            faults::point("directory-switched");
+    /// Makes every target of the update that has a switch of its own live (directory slots
+    /// turn to their new side). Idempotent.
+    pub(super) fn switch_targets(&self, u: &Update) -> Result<(), InstallError> {
+        for t in target::recorded(&self.config, u)? {
+            t.switch()?;
         }
         Ok(())
     }
@@ -29,8 +29,14 @@ impl Device {
             slot,
             Stage::CommitLeave,
         );
-        // Installers make their part permanent first: if one cannot, nothing is committed yet.
-        self.plugins.finish_installers(&u, &ctx, true)?;
+        // Targets make their part permanent first: if one cannot, nothing is committed yet.
+        let mut finishing = Finishing {
+            plugins: &mut self.plugins,
+            ctx: &ctx,
+        };
+        for t in target::recorded(&self.config, &u)? {
+            t.commit(&mut finishing)?;
+        }
         if u.needs_reboot {
             self.boot.commit(u.target)?;
             faults::point("boot-committed");
@@ -105,8 +111,9 @@ impl Device {
         Ok((msg, on_trial))
     }
 
-    /// Ends the pending update without committing it: cancel the trial, switch directory slots
-    /// back, record why. The old slots were never written, so they are as they were.
+    /// Ends the pending update without committing it: cancel the trial, roll every target back
+    /// (directory slots turn back, installer plugins are told), record why. The old slots were
+    /// never written, so they are as they were.
     pub(super) fn abandon(
         &mut self,
         mut u: Update,
@@ -130,19 +137,18 @@ impl Device {
         };
         let ctx = plugins::context(&self.config, &self.state, &u.release, slot, enter);
         self.plugins.notify(enter, &ctx);
-        if let Err(e) = self.plugins.finish_installers(&u, &ctx, false) {
-            warn!("installer plugins could not roll back: {e}");
-        }
+        // The bootloader first: whatever happens to the rest, the old slots boot next.
         self.boot.cancel_trial()?;
         // The primary slot is the one the update started from; make sure the bootloader agrees.
         if self.boot.primary()? != u.from {
             self.boot.commit(u.from)?;
         }
-        for d in &u.directories {
-            let dir = target::configured_directory(&self.config, &d.class)?;
-            if dir.active()? == d.to {
-                dir.switch_to(d.from)?;
-            }
+        let mut finishing = Finishing {
+            plugins: &mut self.plugins,
+            ctx: &ctx,
+        };
+        for t in target::recorded(&self.config, &u)? {
+            t.roll_back(&mut finishing)?;
         }
         faults::point("abandon-switched-back");
         self.state.update = None;

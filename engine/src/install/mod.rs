@@ -317,13 +317,10 @@ impl Device {
             .iter()
             .filter_map(|t| t.directory_switch())
             .collect();
-        let installers = manifest
-            .payloads
+        let installers = targets
             .iter()
-            .filter_map(|p| match &p.target {
-                Target::Installer(plugin) => Some((p.name.clone(), plugin.clone())),
-                Target::Slot(_) => None,
-            })
+            .zip(&manifest.payloads)
+            .filter_map(|(t, p)| Some((p.name.clone(), t.installer()?.to_string())))
             .collect();
         let update = Update {
             release: release.clone(),
@@ -501,7 +498,7 @@ impl Device {
             faults::point("boot-trial-armed");
         }
         if !u.needs_reboot {
-            self.switch_directories(&u)?;
+            self.switch_targets(&u)?;
         }
         if u.needs_reboot {
             if let Some(u) = self.state.update.as_mut() {

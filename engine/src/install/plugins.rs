@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use tracing::{info, warn};
 
 use super::InstallError;
-use super::record::{BundledPlugin, DeviceState, Release, Update};
+use super::record::{BundledPlugin, DeviceState, Release};
 use crate::chain::Chain;
 use crate::config::Config;
 use crate::plugin::{
@@ -233,27 +233,26 @@ impl PluginRunner {
         Ok(self.host()?.run_install(&plugin, ctx, payload)?)
     }
 
-    /// Tells installer plugins that their payloads are committed (or rolled back).
-    pub fn finish_installers(
+    /// Tells installer plugin `name` that its payload `payload` is committed (or rolled back).
+    pub fn finish_installer(
         &mut self,
-        u: &Update,
+        name: &str,
+        payload: &str,
         ctx: &PluginContext,
         commit: bool,
     ) -> Result<(), InstallError> {
-        for (payload, name) in &u.installers {
-            let mut ctx = ctx.clone();
-            ctx.payload = Some(plugin::PayloadInfo {
-                name: payload.clone(),
-                size: 0,
-                sha256: String::new(),
-            });
-            let plugin = self.plugin(name, World::Installer)?;
-            let host = self.host()?;
-            if commit {
-                host.run_commit(&plugin, &ctx)?;
-            } else if let Err(e) = host.run_rollback(&plugin, &ctx) {
-                warn!(plugin = %name, "installer rollback failed: {e}");
-            }
+        let mut ctx = ctx.clone();
+        ctx.payload = Some(plugin::PayloadInfo {
+            name: payload.to_string(),
+            size: 0,
+            sha256: String::new(),
+        });
+        let plugin = self.plugin(name, World::Installer)?;
+        let host = self.host()?;
+        if commit {
+            host.run_commit(&plugin, &ctx)?;
+        } else {
+            host.run_rollback(&plugin, &ctx)?;
         }
         Ok(())
     }

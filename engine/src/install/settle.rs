@@ -116,7 +116,7 @@ impl Device {
             self.store("journal-trial")?;
         }
         // Directory slots go live with the new root filesystem, not before it.
-        self.switch_directories(&u)?;
+        self.switch_targets(&u)?;
         let slot = Some(u.target.to_string());
         let ctx = plugins::context(&self.config, &self.state, &u.release, slot, Stage::Check);
         let verdict = match self.plugins.run_checks(&ctx)? {

@@ -12,11 +12,13 @@ pub(crate) use directory::configured_directory;
 
 use super::InstallError;
 use super::local_chunks::LocalChunks;
-use super::record::DirectorySwitch;
+use super::plugins::PluginRunner;
+use super::record::{DirectorySwitch, Update};
 use super::stream::PayloadWrite;
 use crate::boot::Side;
 use crate::bundle::{ChunkIndex, Manifest, PayloadInfo, Target};
 use crate::config::{Config, SlotConfig};
+use crate::plugin::PluginContext;
 use crate::slot::{DirectorySlot, RawSlot};
 
 /// A place one payload of a bundle is written to, with the steps the state machine takes on it.
@@ -55,6 +57,30 @@ pub(crate) trait PayloadTarget {
 
     /// Writes the payload's verified chunks (after the intact ones), durably.
     fn write(&self, payload: &mut PayloadWrite<'_, '_>) -> Result<(), InstallError>;
+
+    /// Makes the written payload live (a directory slot turns to its new side). A/B payloads
+    /// go live with the bootloader's trial instead, which is one for the whole side.
+    /// Idempotent: after a power cut it runs again.
+    fn switch(&self) -> Result<(), InstallError> {
+        Ok(())
+    }
+
+    /// Makes the payload permanent, once the update is committed. An error stops the commit.
+    fn commit(&self, _plugins: &mut Finishing<'_>) -> Result<(), InstallError> {
+        Ok(())
+    }
+
+    /// Undoes the payload when the update is abandoned. Idempotent.
+    fn roll_back(&self, _plugins: &mut Finishing<'_>) -> Result<(), InstallError> {
+        Ok(())
+    }
+}
+
+/// What committing or rolling back a target may call on: the plugin chain, with the update's
+/// context.
+pub(crate) struct Finishing<'a> {
+    pub plugins: &'a mut PluginRunner,
+    pub ctx: &'a PluginContext,
 }
 
 /// Where each payload of `manifest` goes when the update is written to the `side` slots; checks
@@ -72,6 +98,24 @@ pub(crate) fn plan(
         .collect()
 }
 
+/// The targets of the update `u` that have something to do after the write (switch, commit,
+/// roll back), rebuilt from the journal's record of it: the same steps run in the process that
+/// wrote the update and in the one that finishes it after a reboot or a power cut.
+pub(crate) fn recorded(
+    config: &Config,
+    u: &Update,
+) -> Result<Vec<Box<dyn PayloadTarget>>, InstallError> {
+    let mut targets: Vec<Box<dyn PayloadTarget>> = Vec::new();
+    for (payload, plugin) in &u.installers {
+        targets.push(Box::new(installer::InstallerTarget::new(plugin, payload)));
+    }
+    for d in &u.directories {
+        let slot = configured_directory(config, &d.class)?;
+        targets.push(Box::new(directory::DirectoryTarget::recorded(d, slot)));
+    }
+    Ok(targets)
+}
+
 fn target_for(
     config: &Config,
     p: &PayloadInfo,
@@ -79,7 +123,7 @@ fn target_for(
 ) -> Result<Box<dyn PayloadTarget>, InstallError> {
     let class = match &p.target {
         Target::Installer(plugin) if config.chain.installers.contains(plugin) => {
-            return Ok(Box::new(installer::InstallerTarget::new(plugin)));
+            return Ok(Box::new(installer::InstallerTarget::new(plugin, &p.name)));
         }
         Target::Installer(plugin) => {
             return Err(InstallError::NoInstaller {
@@ -101,7 +145,7 @@ fn target_for(
         Some(SlotConfig::Directory { path }) => {
             let slot = DirectorySlot::new(path);
             slot.init()?;
-            Ok(Box::new(directory::DirectoryTarget::new(class, slot)))
+            Ok(Box::new(directory::DirectoryTarget::new(class, slot)?))
         }
     }
 }
