@@ -10,8 +10,8 @@
 //! never written. After a power cut at any point, [`Device::boot`] (run at every boot) or the
 //! next [`Device::install`] of the same bundle finds a consistent state and goes on from it.
 //!
-//! This file opens the device and installs (open and verify the bundle, check it is for this
-//! device, gate, prepare the targets, write, switch). Where each payload goes is a
+//! `device` opens the device; this file installs (open and verify the bundle, check it is for
+//! this device, gate, prepare the targets, write, switch). Where each payload goes is a
 //! [`target::PayloadTarget`] (`target/`), written by `stream`, with `delta` and `local_chunks`
 //! for delta installs. `settle` is what every boot does, `ending` commits or abandons, `gate`
 //! runs the hooks that may stop or postpone a step, `bundled` keeps the plugins a bundle brings,
@@ -19,6 +19,7 @@
 
 mod bundled;
 mod delta;
+mod device;
 mod ending;
 mod error;
 pub mod faults;
@@ -38,21 +39,19 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
+pub use device::Device;
 pub use error::InstallError;
 pub use gate::unix_to_rfc3339;
 pub use plugins::HookOutcome;
-use plugins::PluginRunner;
 pub use record::BundledPlugin;
-use record::{DeviceState, DownloadStats, Ending, Phase, Release, SlotContent, Update, now};
+use record::{DownloadStats, Ending, Phase, Release, SlotContent, Update, now};
 use target::PayloadTarget;
 
-use crate::boot::{self, BootBackend, Side};
+use crate::boot::Side;
 use crate::bundle::{BundleInput, BundleReader, FIRST_REQUEST, Manifest, Sha256Hex, Target};
 use crate::config::{Config, SlotConfig};
-use crate::fsutil::FileLock;
-use crate::plugin::Stage;
+use crate::plugin::{PluginContext, Stage};
 use crate::source::{self, ByteSource, HttpExtras, HttpOptions};
-use crate::state::Journal;
 use crate::trust::{Acceptance, TrustPolicy};
 
 impl BundleInput for Box<dyn ByteSource> {
@@ -94,6 +93,17 @@ pub struct InstallReport {
     pub already_installed: bool,
 }
 
+/// How the payloads of an install are written.
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    /// Continue after the chunks an interrupted attempt left intact in the targets.
+    resuming: bool,
+    /// Reuse the chunks the device holds, fetching the others by range.
+    delta: bool,
+    /// Payload bytes in the bundle.
+    total: u64,
+}
+
 /// What `airlock boot` found and did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BootReport {
@@ -104,112 +114,7 @@ pub struct BootReport {
     pub reboot_needed: bool,
 }
 
-/// Where each payload of a bundle goes on this device: [`target::plan`], or a fake one in the
-/// state machine's unit tests.
-type Planner = Box<
-    dyn Fn(&Config, &Manifest, Side) -> Result<Vec<Box<dyn PayloadTarget>>, InstallError>
-        + Send
-        + Sync,
->;
-
-/// A device: its configuration, bootloader and journal.
-pub struct Device {
-    config: Config,
-    boot: Box<dyn BootBackend>,
-    journal: Journal<DeviceState>,
-    state: DeviceState,
-    plugins: PluginRunner,
-    planner: Planner,
-    /// Held while the device may be changed.
-    _lock: Option<FileLock>,
-}
-
 impl Device {
-    /// Opens the device to change it: takes the device lock, so that two Airlock processes
-    /// (say the daemon and an operator) never interleave transitions.
-    pub fn open(config: Config) -> Result<Self, InstallError> {
-        let data_dir = &config.device.data_dir;
-        let lock_path = data_dir.join("lock");
-        let lock = std::fs::create_dir_all(data_dir)
-            .and_then(|()| FileLock::try_acquire(&lock_path))
-            .map_err(|source| InstallError::DataDir {
-                action: "lock",
-                path: lock_path.clone(),
-                source,
-            })?
-            .ok_or_else(|| InstallError::Busy {
-                lock: lock_path.clone(),
-            })?;
-        let mut device = Self::open_read_only(config)?;
-        device._lock = Some(lock);
-        Ok(device)
-    }
-
-    /// Opens the device to look at it (`status`), without the lock.
-    pub fn open_read_only(config: Config) -> Result<Self, InstallError> {
-        let boot = boot::open(&config.boot)?;
-        let mut journal = Journal::open(&config.state_dir())?;
-        let state: DeviceState = journal.load()?.unwrap_or_default();
-        let mut plugins = PluginRunner::new(&config);
-        for p in state.update.iter().flat_map(|u| &u.bundled) {
-            plugins.use_bundled(p);
-        }
-        Ok(Self {
-            config,
-            boot,
-            journal,
-            state,
-            plugins,
-            planner: Box::new(target::plan),
-            _lock: None,
-        })
-    }
-
-    /// Sends every payload to the targets `planner` gives instead of the configured slots.
-    #[cfg(test)]
-    fn with_planner(mut self, planner: Planner) -> Self {
-        self.planner = planner;
-        self
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub fn state(&self) -> &DeviceState {
-        &self.state
-    }
-
-    pub fn boot_backend(&self) -> &dyn BootBackend {
-        self.boot.as_ref()
-    }
-
-    /// The slot the running system booted from.
-    pub fn booted(&self) -> Result<Side, InstallError> {
-        Ok(boot::booted_slot(
-            self.boot.as_ref(),
-            &self.config.device.cmdline,
-        )?)
-    }
-
-    /// `(booted, committed)` when the device runs a slot it never committed to with no update
-    /// that explains it: the bootloader did not boot the committed slot (it could not read its
-    /// environment, or someone changed the boot order by hand).
-    pub fn booted_uncommitted(&self) -> Result<Option<(Side, Side)>, InstallError> {
-        if self.state.update.is_some() {
-            return Ok(None);
-        }
-        let booted = self.booted()?;
-        let primary = self.boot.primary()?;
-        Ok((booted != primary).then_some((booted, primary)))
-    }
-
-    fn store(&mut self, point: &str) -> Result<(), InstallError> {
-        self.journal.store(&self.state)?;
-        faults::point(point);
-        Ok(())
-    }
-
     /// `delta`: ask for bounded ranges, starting with the head, instead of the whole bundle.
     fn http_options(&self, delta: bool, extras: &HttpExtras) -> HttpOptions {
         HttpOptions {
@@ -357,19 +262,7 @@ impl Device {
         self.boot.cancel_trial()?;
         self.store("journal-fetching")?;
 
-        let intact = targets
-            .iter()
-            .enumerate()
-            .map(|(n, t)| match reader.index(n) {
-                Some(index) if resuming => t.intact(index),
-                _ => Ok((0, 0)),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let delta = if delta {
-            delta::plan(&mut reader, &targets, &intact)
-        } else {
-            None
-        };
+        let total = manifest.payloads.iter().map(|p| p.size).sum();
         let plugin_ctx = plugins::context(
             &self.config,
             &self.state,
@@ -377,46 +270,12 @@ impl Device {
             slot_name.clone(),
             Stage::Install,
         );
-        let runner = &mut self.plugins;
-        let mut install_with_plugin =
-            |name: &str,
-             payload: crate::plugin::PayloadInfo,
-             data: &mut (dyn std::io::Read + Send)| {
-                let mut ctx = plugin_ctx.clone();
-                ctx.payload = Some(payload);
-                runner.install(name, &ctx, data)
-            };
-        let mut ctx = stream::Context {
-            progress,
-            done: 0,
-            total: manifest.payloads.iter().map(|p| p.size).sum(),
-            intact,
-            resumed: 0,
-            reused: 0,
-            installers: &mut install_with_plugin,
+        let written = Written {
+            resuming,
+            delta,
+            total,
         };
-        match stream::write_payloads(&mut reader, &targets, &mut ctx, delta.as_ref()) {
-            Ok(()) => {}
-            Err(e) if e.is_transport() => {
-                warn!(
-                    "the download was interrupted: {e}; running the same install again resumes it"
-                );
-                return Err(e);
-            }
-            Err(e) => {
-                let update = self.state.update.clone();
-                if let Some(u) = update {
-                    self.fail(u, &e.to_string())?;
-                }
-                return Err(e);
-            }
-        }
-        let stats = DownloadStats {
-            payload: ctx.total,
-            fetched: reader.into_inner().bytes_transferred(),
-            reused: ctx.reused,
-            resumed: ctx.resumed,
-        };
+        let stats = self.write(reader, &targets, written, &plugin_ctx, progress)?;
         info!(
             fetched = stats.fetched,
             reused = stats.reused,
@@ -462,6 +321,70 @@ impl Device {
             committed,
             already_installed: false,
         })
+    }
+
+    /// Writes every payload to its target: after the chunks an interrupted attempt left intact,
+    /// reusing the chunks the device holds for a delta install. A bad bundle or a failing
+    /// target fails the update; a transport error leaves it pending, to be resumed.
+    fn write(
+        &mut self,
+        mut reader: stream::Reader,
+        targets: &[Box<dyn PayloadTarget>],
+        how: Written,
+        plugin_ctx: &PluginContext,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<DownloadStats, InstallError> {
+        let intact = targets
+            .iter()
+            .enumerate()
+            .map(|(n, t)| match reader.index(n) {
+                Some(index) if how.resuming => t.intact(index),
+                _ => Ok((0, 0)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let delta = if how.delta {
+            delta::plan(&mut reader, targets, &intact)
+        } else {
+            None
+        };
+        let runner = &mut self.plugins;
+        let mut install_with_plugin =
+            |name: &str,
+             payload: crate::plugin::PayloadInfo,
+             data: &mut (dyn std::io::Read + Send)| {
+                let mut ctx = plugin_ctx.clone();
+                ctx.payload = Some(payload);
+                runner.install(name, &ctx, data)
+            };
+        let mut ctx = stream::Context {
+            progress,
+            done: 0,
+            total: how.total,
+            intact,
+            resumed: 0,
+            reused: 0,
+            installers: &mut install_with_plugin,
+        };
+        match stream::write_payloads(&mut reader, targets, &mut ctx, delta.as_ref()) {
+            Ok(()) => Ok(DownloadStats {
+                payload: ctx.total,
+                fetched: reader.into_inner().bytes_transferred(),
+                reused: ctx.reused,
+                resumed: ctx.resumed,
+            }),
+            Err(e) if e.is_transport() => {
+                warn!(
+                    "the download was interrupted: {e}; running the same install again resumes it"
+                );
+                Err(e)
+            }
+            Err(e) => {
+                if let Some(u) = self.state.update.clone() {
+                    self.fail(u, &e.to_string())?;
+                }
+                Err(e)
+            }
+        }
     }
 
     fn report_pending(&self, u: &Update, already: bool) -> InstallReport {
