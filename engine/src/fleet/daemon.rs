@@ -13,6 +13,7 @@ use super::FleetError;
 use super::action::{Action, JsonFile, Stage};
 use super::attributes::{Memory, attributes};
 use super::client::{DdiClient, feedback_href};
+use super::finished::FinishedActions;
 use super::outbox::{Entry, Outbox};
 use super::reconcile::{Settled, reconcile};
 use crate::boot::Side;
@@ -55,6 +56,8 @@ pub struct Daemon {
     pub(super) action: JsonFile<Action>,
     pub(super) memory_file: JsonFile<Memory>,
     pub(super) memory: Memory,
+    /// The deployments closed lately, to answer a server that offers one again.
+    pub(super) finished: FinishedActions,
     pub(super) reboot: RebootFn,
     /// The server's polling interval, or the configured one until it says.
     pub(super) interval: Duration,
@@ -89,6 +92,7 @@ impl Daemon {
             action: JsonFile::new(dir.join("action.json")),
             memory_file,
             memory: memory.unwrap_or_default(),
+            finished: FinishedActions::open(&dir),
             reboot,
             config,
             failures: 0,
@@ -230,6 +234,15 @@ impl Daemon {
             details = ?status.details,
             "feedback"
         );
+        if feedback.status.execution == Execution::Closed
+            && let Some(id) = href
+                .strip_suffix("/feedback")
+                .filter(|base| base.contains("/deploymentBase/"))
+                .and_then(action_id_of)
+            && let Err(e) = self.finished.record(id, &feedback)
+        {
+            warn!("cannot remember that action {id} closed: {e}");
+        }
         self.outbox.push(Entry {
             href: href.to_string(),
             feedback,

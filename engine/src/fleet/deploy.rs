@@ -15,7 +15,7 @@ use super::client::{ClientError, feedback_href};
 use super::daemon::{AfterReboot, Daemon, MAX_ATTEMPTS, MIN_SLEEP, Next, unix_millis, unix_secs};
 use super::plan::{self, Decision, Throttle};
 use crate::install::record::Release;
-use crate::install::{Device, InstallError};
+use crate::install::{Device, InstallError, InstallRequest};
 
 impl Daemon {
     pub(super) fn deployment(&mut self, href: &str) -> Result<Next, FleetError> {
@@ -25,7 +25,13 @@ impl Daemon {
                 reason: "the deploymentBase link names no action id".into(),
             })?
             .to_string();
-        let mut action = match self.load_action()? {
+        let held = self.load_action()?;
+        if held.as_ref().is_none_or(|a| a.id != id)
+            && let Some(closed) = self.finished.get(&id)
+        {
+            return Ok(self.answer_again(href, closed.feedback.clone()));
+        }
+        let mut action = match held {
             Some(a) if a.id == id => {
                 if a.stage == Stage::Installed {
                     // Settled by `settle` once the trial boot decided.
@@ -74,6 +80,21 @@ impl Daemon {
             return Ok(Next::Sleep(self.interval));
         }
         self.install(action, &fb, &artifact, &url)
+    }
+
+    /// A deployment the daemon closed already, offered again: the server missed its result, or
+    /// it offers closed actions. It gets the same final feedback again (best effort: the poll
+    /// after next asks again), and nothing is installed.
+    fn answer_again(&self, href: &str, mut feedback: ActionFeedback) -> Next {
+        info!(
+            href,
+            "the server offers an action this device closed already; sending its result again instead of running it twice"
+        );
+        feedback.timestamp = Some(unix_millis());
+        if let Err(e) = self.client.post_feedback(&feedback_href(href), &feedback) {
+            warn!("cannot send the result again: {e}");
+        }
+        Next::Sleep(self.interval)
     }
 
     /// Another action replaces the one in hand.
@@ -135,13 +156,16 @@ impl Daemon {
                 )],
             ),
         )?;
-        let extras = self.client.extras_for(url);
+        let request = InstallRequest {
+            extras: self.client.extras_for(url),
+            unless_running: true,
+        };
         let client = &self.client;
         // Progress goes straight out, best effort; behind undelivered feedback it would arrive
         // out of order, so then it is left out.
         let mut progress_ok = self.outbox.entries().is_empty();
         let mut throttle = Throttle::default();
-        let result = device.install_with(url, &extras, &mut |p| {
+        let result = device.install_with(url, &request, &mut |p| {
             let Some(percent) = throttle.next(p.done, p.total).filter(|_| progress_ok) else {
                 return;
             };
@@ -161,6 +185,16 @@ impl Daemon {
             }
         });
         match result {
+            Ok(r) if r.already_running => {
+                drop(device);
+                let slot = r.slot.map_or(String::new(), |s| format!(" in slot {s}"));
+                let detail = format!(
+                    "{} {} is already installed and running{slot}; nothing was written and no reboot is needed",
+                    r.bundle, r.version
+                );
+                self.close_action(fb, Finished::Success, detail)?;
+                Ok(Next::Sleep(self.interval))
+            }
             Ok(r) if r.committed => {
                 drop(device);
                 let detail = format!(

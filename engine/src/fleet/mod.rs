@@ -10,10 +10,12 @@
 //! 3. poll `{server}/{tenant}/controller/v1/{controllerId}` and take the polling interval;
 //! 4. `PUT configData` with the [attributes](attributes) when asked or when they changed;
 //! 5. `cancelAction`: honoured while nothing was written, else rejected with the reason;
-//! 6. `deploymentBase`: install now or wait ([plan]); install the `.airlock` artifact through
-//!    the normal install path — signature, threshold, device type and version floor are checked
-//!    as for any bundle; the server is never trusted for authenticity — then reboot into the
-//!    trial when the update needs it;
+//! 6. `deploymentBase`: an action the device closed already is answered with its result again,
+//!    never run twice (`finished`); otherwise install now or wait ([plan]); install the
+//!    `.airlock` artifact through the normal install path — signature, threshold, device type
+//!    and version floor are checked as for any bundle; the server is never trusted for
+//!    authenticity — then reboot into the trial when the update needs it. A bundle the device
+//!    already runs is closed as installed, with nothing written and no reboot;
 //! 7. `installedBase`: compared with what the device runs, for the log.
 //!
 //! The device is opened only around what changes it, never across a sleep: an operator's
@@ -24,6 +26,7 @@ pub mod attributes;
 mod client;
 mod daemon;
 mod deploy;
+mod finished;
 pub mod outbox;
 pub mod plan;
 pub mod reconcile;

@@ -42,6 +42,7 @@ impl Device {
             faults::point("boot-committed");
         }
         self.state.committed = Some(u.release.clone());
+        self.state.committed_manifest = Some(u.manifest_sha256);
         self.state.update = None;
         self.state.last_result = Some(Outcome {
             release: u.release.clone(),

@@ -91,6 +91,21 @@ pub struct InstallReport {
     pub committed: bool,
     /// The bundle was already installed and waits for a reboot.
     pub already_installed: bool,
+    /// The device already runs the bundle (asked with [`InstallRequest::unless_running`]):
+    /// nothing was written.
+    pub already_running: bool,
+}
+
+/// How an install is asked for, beyond where the bundle is.
+#[derive(Debug, Clone, Default)]
+pub struct InstallRequest {
+    /// Sent with every HTTP request: a fleet server's token, a client certificate. They open
+    /// the door to the bundle, nothing more: its signature, device type and version are checked
+    /// as always.
+    pub extras: HttpExtras,
+    /// A bundle the device already runs (committed, nothing pending) is reported as such,
+    /// without writing it again: what a fleet server that offers it again must be told.
+    pub unless_running: bool,
 }
 
 /// How the payloads of an install are written.
@@ -132,18 +147,17 @@ impl Device {
         location: &str,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<InstallReport, InstallError> {
-        self.install_with(location, &HttpExtras::default(), progress)
+        self.install_with(location, &InstallRequest::default(), progress)
     }
 
-    /// [`install`](Self::install), sending `extras` (a fleet server's token, a client
-    /// certificate) with every HTTP request. They open the door to the bundle, nothing more:
-    /// its signature, device type and version are checked as always.
+    /// [`install`](Self::install) as `request` asks.
     pub fn install_with(
         &mut self,
         location: &str,
-        extras: &HttpExtras,
+        request: &InstallRequest,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<InstallReport, InstallError> {
+        let extras = &request.extras;
         let booted = self.booted()?;
         let primary = self.boot.primary()?;
         if let Some(u) = &self.state.update
@@ -164,6 +178,20 @@ impl Device {
         let manifest = reader.manifest().clone();
         let manifest_sha256 = Sha256Hex(Sha256::digest(reader.manifest_bytes()).into());
         info!(bundle = %manifest.name, version = %manifest.version, signers = ?reader.signers(), "bundle signature verified");
+        if request.unless_running
+            && self.state.update.is_none()
+            && self.state.committed_manifest == Some(manifest_sha256)
+        {
+            info!(bundle = %manifest.name, version = %manifest.version, slot = %booted, "the device already runs this bundle; nothing to write");
+            return Ok(InstallReport {
+                slot: Some(booted),
+                already_running: true,
+                ..nothing_written(&Release {
+                    bundle: manifest.name.clone(),
+                    version: manifest.version.clone(),
+                })
+            });
+        }
         self.check_policy(&manifest)?;
         let side = booted.other();
         let bundled = self.take_bundled_plugins(&mut reader, &manifest_sha256)?;
@@ -320,6 +348,7 @@ impl Device {
             needs_reboot,
             committed,
             already_installed: false,
+            already_running: false,
         })
     }
 
@@ -389,16 +418,10 @@ impl Device {
 
     fn report_pending(&self, u: &Update, already: bool) -> InstallReport {
         InstallReport {
-            bundle: u.release.bundle.clone(),
-            version: u.release.version.clone(),
             slot: u.needs_reboot.then_some(u.target),
-            payload_bytes: 0,
-            resumed_bytes: 0,
-            fetched_bytes: 0,
-            reused_bytes: 0,
             needs_reboot: u.needs_reboot,
-            committed: false,
             already_installed: already,
+            ..nothing_written(&u.release)
         }
     }
 
@@ -459,6 +482,23 @@ fn raw_payloads(config: &Config, u: &Update) -> BTreeMap<String, Sha256Hex> {
         })
         .map(|(c, h)| (c.clone(), *h))
         .collect()
+}
+
+/// The report of an install that wrote nothing.
+fn nothing_written(r: &Release) -> InstallReport {
+    InstallReport {
+        bundle: r.bundle.clone(),
+        version: r.version.clone(),
+        slot: None,
+        payload_bytes: 0,
+        resumed_bytes: 0,
+        fetched_bytes: 0,
+        reused_bytes: 0,
+        needs_reboot: false,
+        committed: false,
+        already_installed: false,
+        already_running: false,
+    }
 }
 
 pub fn describe(r: &Release) -> String {

@@ -19,6 +19,11 @@ pub struct DeviceState {
     /// The last committed release: the version floor for anti-downgrade.
     #[serde(default)]
     pub committed: Option<Release>,
+    /// The sha256 of the signed manifest of the last committed update: the bundle the device
+    /// runs, so a fleet server offering it again is told so (unknown for commits made by
+    /// engines before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_manifest: Option<Sha256Hex>,
     /// The update in flight, if any.
     #[serde(default)]
     pub update: Option<Update>,

@@ -3,12 +3,15 @@
 //! answers what the test set up); the end-to-end test against `airlock-server` lives in
 //! `tests/e2e/fleet.rs`.
 
+mod reoffered;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use airlock_testkit::BundleToml;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePublicKey;
 use serde_json::{Value, json};
@@ -316,12 +319,9 @@ poll_interval = "2s"
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
         std::fs::write(p.join("rootfs.img"), image).unwrap();
-        let spec = p.join("bundle.toml");
-        std::fs::write(
-            &spec,
-            "name = \"acme-os\"\nversion = \"2.0.0\"\ncompatible = [\"acme-gw\"]\n[[payload]]\nname = \"rootfs\"\nfile = \"rootfs.img\"\nslot = \"rootfs\"\n",
-        )
-        .unwrap();
+        let spec = BundleToml::new("acme-os", "2.0.0", &["acme-gw"])
+            .payload("rootfs", "rootfs.img", "rootfs")
+            .write(&p.join("bundle.toml"));
         let out = p.join(name);
         let options = CreateOptions {
             threads: 1,
@@ -415,6 +415,16 @@ fn assert_hawkbit_feedback(body: &Value) {
     );
 }
 
+/// A responder offering a good bundle as action `id` with `deployment`'s handling, and a
+/// device pointed at it.
+fn offered(id: &str, deployment: Value) -> (Ddi, Sim, PathBuf) {
+    let ddi = Ddi::start();
+    let sim = Sim::new(&ddi);
+    let bundle = sim.bundle("good.airlock", &sim.key);
+    ddi.offer(id, &bundle, deployment);
+    (ddi, sim, bundle)
+}
+
 fn status_of(body: &Value) -> (&str, &str) {
     (
         body["status"]["execution"].as_str().unwrap(),
@@ -424,14 +434,7 @@ fn status_of(body: &Value) -> (&str, &str) {
 
 #[test]
 fn installs_reboots_reports_and_keeps_the_result_while_offline() {
-    let ddi = Ddi::start();
-    let sim = Sim::new(&ddi);
-    let bundle = sim.bundle("good.airlock", &sim.key);
-    ddi.offer(
-        "8",
-        &bundle,
-        json!({"download": "forced", "update": "attempt"}),
-    );
+    let (ddi, sim, _) = offered("8", json!({"download": "forced", "update": "attempt"}));
 
     // The simulated reboot comes back to a network without the server.
     let net = ddi.clone();
@@ -591,12 +594,8 @@ fn a_bundle_with_a_bad_signature_fails_the_action_with_the_verifier_message() {
 
 #[test]
 fn a_closed_window_waits_once_and_a_cancel_is_honoured_before_anything_is_written() {
-    let ddi = Ddi::start();
-    let sim = Sim::new(&ddi);
-    let bundle = sim.bundle("good.airlock", &sim.key);
-    ddi.offer(
+    let (ddi, sim, _) = offered(
         "11",
-        &bundle,
         json!({"download": "forced", "update": "forced", "maintenanceWindow": "unavailable"}),
     );
     let mut daemon = sim.daemon(|| panic!("no reboot while waiting"));
