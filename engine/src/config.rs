@@ -17,7 +17,10 @@ use crate::chain::{Chain, World};
 #[cfg(feature = "device")]
 use crate::source::{HttpExtras, HttpOptions};
 
-pub use fleet::{DEFAULT_POLL_INTERVAL, DEFAULT_TENANT, FleetAuth, FleetConfig};
+pub use fleet::{
+    AttributeValue, DEFAULT_POLL_INTERVAL, DEFAULT_TENANT, FleetAuth, FleetConfig,
+    MAX_ATTRIBUTE_LEN,
+};
 pub use plugin::{ByteSize, DEFAULT_MEMORY, DEFAULT_TIMEOUT, DirGrant, PluginConfig};
 
 /// Where the configuration lives unless `--config` says otherwise.

@@ -12,6 +12,10 @@
 //! client_key = "/etc/airlock/device.key"
 //! poll_interval = "5m"                        # until the server says otherwise, and the
 //!                                             # longest wait after errors
+//!
+//! [fleet.attributes]                          # sent with airlock's own, for servers to target
+//! hw_revision = "3"                           # a fixed value
+//! serial = { file = "/sys/firmware/devicetree/base/serial-number" }   # read at each report
 //! ```
 //!
 //! How the daemon reboots is `[device] reboot_command`, shared with `airlock reboot`.
@@ -19,6 +23,7 @@
 //! Exactly one of `token_file` and `gateway_token_file` is required. Relative paths are relative
 //! to the configuration file; the token files are read when the daemon starts, not here.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -32,6 +37,18 @@ pub enum FleetAuth {
     /// `Authorization: GatewayToken <file contents>`: a token shared by a gateway's devices.
     GatewayToken(PathBuf),
 }
+
+/// Where the value of an attribute from `[fleet.attributes]` comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttributeValue {
+    /// The same on every report.
+    Fixed(String),
+    /// The file's content (trimmed), read at each report: a serial number, a MAC address.
+    File(PathBuf),
+}
+
+/// The longest attribute key and value hawkBit stores.
+pub const MAX_ATTRIBUTE_LEN: usize = 128;
 
 /// A validated `[fleet]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +64,8 @@ pub struct FleetConfig {
     /// Mutual TLS: (certificate chain, private key), both PEM.
     pub client_identity: Option<(PathBuf, PathBuf)>,
     pub poll_interval: Duration,
+    /// `[fleet.attributes]`: reported besides airlock's own `airlock.*` attributes.
+    pub attributes: BTreeMap<String, AttributeValue>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +88,8 @@ pub(super) struct RawFleet {
     client_key: Option<PathBuf>,
     #[serde(default, with = "super::humantime_serde_compat::option")]
     poll_interval: Option<Duration>,
+    #[serde(default)]
+    attributes: BTreeMap<String, toml::Value>,
     /// Was here before it moved to `[device]`; kept only to say so.
     #[serde(default)]
     reboot_command: Option<toml::Value>,
@@ -130,6 +151,11 @@ impl RawFleet {
         if self.reboot_command.is_some() {
             return Err("[fleet] reboot_command has moved to [device] reboot_command (airlock reboot and boot --reboot use it too); move the line there".into());
         }
+        let attributes = self
+            .attributes
+            .into_iter()
+            .map(|(key, value)| Ok((check_attribute_key(&key)?, attribute(&key, value, resolve)?)))
+            .collect::<Result<_, String>>()?;
         Ok(FleetConfig {
             server,
             tenant,
@@ -138,7 +164,48 @@ impl RawFleet {
             ca_file: self.ca_file.map(|p| resolve(&p)),
             client_identity,
             poll_interval,
+            attributes,
         })
+    }
+}
+
+fn check_attribute_key(key: &str) -> Result<String, String> {
+    if key.starts_with("airlock.") {
+        return Err(format!(
+            "[fleet.attributes] {key:?}: keys starting with \"airlock.\" are the ones airlock reports itself; choose another name"
+        ));
+    }
+    if key.is_empty() || key.chars().count() > MAX_ATTRIBUTE_LEN {
+        return Err(format!(
+            "[fleet.attributes] {key:?}: a key must have 1 to {MAX_ATTRIBUTE_LEN} characters"
+        ));
+    }
+    Ok(key.to_string())
+}
+
+/// `"value"` or `{ file = "PATH" }`.
+fn attribute(
+    key: &str,
+    value: toml::Value,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<AttributeValue, String> {
+    let file = match &value {
+        toml::Value::String(text) if text.chars().count() <= MAX_ATTRIBUTE_LEN => {
+            return Ok(AttributeValue::Fixed(text.clone()));
+        }
+        toml::Value::String(_) => {
+            return Err(format!(
+                "[fleet.attributes] {key}: the value is longer than the {MAX_ATTRIBUTE_LEN} characters a server stores; shorten it"
+            ));
+        }
+        toml::Value::Table(t) if t.len() == 1 => t.get("file").and_then(toml::Value::as_str),
+        _ => None,
+    };
+    match file {
+        Some(path) => Ok(AttributeValue::File(resolve(Path::new(path)))),
+        None => Err(format!(
+            "[fleet.attributes] {key} = {value}: give a string, or {{ file = \"PATH\" }} to report a file's content"
+        )),
     }
 }
 
@@ -251,5 +318,41 @@ mod tests {
             let e = parse(text).unwrap_err();
             assert!(e.contains(expect), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn attributes_are_fixed_values_or_files() {
+        let base = "server = \"https://f\"\ncontroller_id = \"gw-1\"\ntoken_file = \"t\"\n";
+        let c = parse(&format!(
+            "{base}[attributes]\nhw_revision = \"3\"\nserial = {{ file = \"serial\" }}\nmac = {{ file = \"/sys/class/net/eth0/address\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.attributes.into_iter().collect::<Vec<_>>(),
+            [
+                ("hw_revision".to_string(), AttributeValue::Fixed("3".into())),
+                (
+                    "mac".to_string(),
+                    AttributeValue::File("/sys/class/net/eth0/address".into())
+                ),
+                (
+                    "serial".to_string(),
+                    AttributeValue::File("/etc/airlock/serial".into())
+                ),
+            ]
+        );
+        for (table, says) in [
+            ("\"airlock.version\" = \"9\"", "airlock reports itself"),
+            ("hw = 3", "give a string, or { file = \"PATH\" }"),
+            ("hw = { path = \"x\" }", "give a string"),
+            ("hw = { file = \"x\", other = 1 }", "give a string"),
+            ("\"\" = \"x\"", "1 to 128 characters"),
+        ] {
+            let e = parse(&format!("{base}[attributes]\n{table}\n")).unwrap_err();
+            assert!(e.contains(says), "{table}: {e}");
+        }
+        let long = "x".repeat(129);
+        let e = parse(&format!("{base}[attributes]\nhw = \"{long}\"\n")).unwrap_err();
+        assert!(e.contains("longer than the 128 characters"), "{e}");
     }
 }

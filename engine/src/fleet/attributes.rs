@@ -10,6 +10,10 @@
 //! | `airlock.health`      | the last trial boot: `ok`, `failed: <why>`, or `unknown`       |
 //! | `airlock.update`      | the update in flight, `installed acme-os 1.3.0`, or `none`     |
 //!
+//! Besides those, every key of `[fleet.attributes]` (a hardware revision, a customer, a serial
+//! number read from a file): what a server's users target devices by. Every report carries the
+//! whole set, so a server that replaces the attributes on each update still has them all.
+//!
 //! Values are cut to 128 characters, the longest hawkBit stores.
 
 use std::collections::BTreeMap;
@@ -17,11 +21,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::boot::Side;
+use crate::config::{AttributeValue, MAX_ATTRIBUTE_LEN};
 use crate::install::describe;
 use crate::install::record::{DeviceState, Ending, Outcome, Phase};
 
 /// The longest attribute value hawkBit accepts.
-pub const MAX_VALUE: usize = 128;
+pub const MAX_VALUE: usize = MAX_ATTRIBUTE_LEN;
 
 pub type Attributes = BTreeMap<String, String>;
 
@@ -84,6 +89,31 @@ pub fn attributes(
     pairs
         .into_iter()
         .map(|(k, v)| (k.to_string(), cut(v)))
+        .collect()
+}
+
+/// The attributes of `[fleet.attributes]` as they are now: a file's content is read each time
+/// (trimmed of whitespace and of the NUL a device-tree string ends with). A file that cannot be
+/// read is reported as such, not left out: a missing attribute would silently drop the device
+/// from the server's filters.
+pub fn configured(attributes: &BTreeMap<String, AttributeValue>) -> Attributes {
+    attributes
+        .iter()
+        .map(|(key, value)| {
+            let value = match value {
+                AttributeValue::Fixed(text) => text.clone(),
+                AttributeValue::File(path) => match std::fs::read(path) {
+                    Ok(bytes) => String::from_utf8_lossy(&bytes)
+                        .trim_matches(|c: char| c.is_whitespace() || c == '\0')
+                        .to_string(),
+                    Err(e) => {
+                        tracing::warn!(attribute = %key, "cannot read {}: {e}", path.display());
+                        format!("unknown (cannot read {}: {e})", path.display())
+                    }
+                },
+            };
+            (key.clone(), cut(value))
+        })
         .collect()
 }
 
@@ -206,5 +236,30 @@ mod tests {
         assert_eq!(a["airlock.last_result"].chars().count(), MAX_VALUE);
         assert_eq!(a["airlock.health"], "unknown");
         assert_eq!(a["airlock.booted"], "b");
+    }
+
+    #[test]
+    fn configured_attributes_read_files_each_time_and_say_when_they_cannot() {
+        let dir = tempfile::tempdir().unwrap();
+        let serial = dir.path().join("serial-number");
+        std::fs::write(&serial, b"SN-0042\0").unwrap();
+        let missing = dir.path().join("missing");
+        let config = BTreeMap::from([
+            ("hw_revision".to_string(), AttributeValue::Fixed("3".into())),
+            ("serial".to_string(), AttributeValue::File(serial.clone())),
+            ("mac".to_string(), AttributeValue::File(missing.clone())),
+        ]);
+        let attrs = configured(&config);
+        assert_eq!(attrs["hw_revision"], "3");
+        assert_eq!(attrs["serial"], "SN-0042");
+        assert!(
+            attrs["mac"].starts_with(&format!("unknown (cannot read {}", missing.display())),
+            "{}",
+            attrs["mac"]
+        );
+        std::fs::write(&serial, "  SN-0043\n").unwrap();
+        assert_eq!(configured(&config)["serial"], "SN-0043");
+        std::fs::write(&serial, "y".repeat(500)).unwrap();
+        assert_eq!(configured(&config)["serial"].chars().count(), MAX_VALUE);
     }
 }

@@ -307,6 +307,7 @@ mod tests {
             ca_file: None,
             client_identity: None,
             poll_interval: std::time::Duration::from_secs(60),
+            attributes: Default::default(),
         };
         let client = DdiClient::new(&fleet, &DownloadConfig::default()).unwrap();
         assert_eq!(

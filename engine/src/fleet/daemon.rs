@@ -11,7 +11,7 @@ use airlock_ddi::{
 
 use super::FleetError;
 use super::action::{Action, JsonFile, Stage};
-use super::attributes::{Memory, attributes};
+use super::attributes::{self, Memory, attributes};
 use super::client::{DdiClient, feedback_href};
 use super::finished::FinishedActions;
 use super::outbox::{Entry, Outbox};
@@ -326,12 +326,13 @@ impl Daemon {
             }
             None => self.memory.health.clone(),
         };
-        let attrs = attributes(
+        let mut attrs = attributes::configured(&self.fleet.attributes);
+        attrs.extend(attributes(
             &self.config.device.device_type,
             device.state(),
             booted,
             health.as_deref(),
-        );
+        ));
         if link.is_none() && self.memory.sent.as_ref() == Some(&attrs) {
             return Ok(());
         }

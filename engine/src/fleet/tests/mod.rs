@@ -676,3 +676,25 @@ fn a_device_running_a_slot_it_never_committed_reports_failed_health() {
     );
     assert!(health.chars().count() <= attributes::MAX_VALUE);
 }
+
+#[test]
+fn configured_attributes_go_with_every_report_before_and_after_an_update() {
+    let (ddi, sim, _) = offered("8", json!({"download": "forced", "update": "forced"}));
+    let config = sim.dir.path().join("airlock.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += "[fleet.attributes]\nhw_revision = \"3\"\nserial = { file = \"serial-number\" }\n";
+    std::fs::write(&config, text).unwrap();
+    std::fs::write(sim.dir.path().join("serial-number"), "SN-0042\n").unwrap();
+
+    let mut daemon = sim.daemon(|| {});
+    daemon.run_once().unwrap();
+    daemon.run_once().unwrap();
+    let reports = ddi.bodies("PUT", "/configData");
+    assert!(reports.len() >= 2, "{reports:?}");
+    for r in &reports {
+        assert_eq!(r["data"]["hw_revision"], "3", "{r}");
+        assert_eq!(r["data"]["serial"], "SN-0042", "{r}");
+    }
+    assert_eq!(reports[0]["data"]["airlock.version"], "none");
+    assert_eq!(reports.last().unwrap()["data"]["airlock.version"], "2.0.0");
+}
