@@ -18,7 +18,7 @@ use crate::chain::{Chain, World};
 use crate::source::{HttpExtras, HttpOptions};
 
 pub use fleet::{
-    AttributeValue, DEFAULT_POLL_INTERVAL, DEFAULT_TENANT, FleetAuth, FleetConfig,
+    AttributeValue, DEFAULT_POLL_INTERVAL, DEFAULT_TENANT, DailyWindow, FleetAuth, FleetConfig,
     MAX_ATTRIBUTE_LEN,
 };
 pub use plugin::{ByteSize, DEFAULT_MEMORY, DEFAULT_TIMEOUT, DirGrant, PluginConfig};

@@ -12,6 +12,7 @@
 //! client_key = "/etc/airlock/device.key"
 //! poll_interval = "5m"                        # until the server says otherwise, and the
 //!                                             # longest wait after errors
+//! maintenance_window = "02:00-04:00"          # UTC: when an `attempt` update may install
 //!
 //! [fleet.attributes]                          # sent with airlock's own, for servers to target
 //! hw_revision = "3"                           # a fixed value
@@ -47,6 +48,58 @@ pub enum AttributeValue {
     File(PathBuf),
 }
 
+/// A daily window in UTC, `"02:00-04:00"`, or across midnight `"22:00-02:00"`: when the device
+/// installs an update the server offers with `update: attempt` (one it may postpone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DailyWindow {
+    /// Minutes after midnight UTC: the window is `[start, end)`.
+    start: u32,
+    end: u32,
+}
+
+impl DailyWindow {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let minutes = |hm: &str| -> Option<u32> {
+            let (h, m) = hm.trim().split_once(':')?;
+            let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+            (h < 24 && m < 60 && hm.trim().len() == 5).then_some(h * 60 + m)
+        };
+        let window = text
+            .split_once('-')
+            .and_then(|(a, b)| Some((minutes(a)?, minutes(b)?)));
+        match window {
+            Some((start, end)) if start != end => Ok(Self { start, end }),
+            _ => Err(format!(
+                "[fleet] maintenance_window = {text:?} is not a daily window; give \"HH:MM-HH:MM\" in UTC, e.g. \"02:00-04:00\" (\"22:00-02:00\" spans midnight)"
+            )),
+        }
+    }
+
+    /// Whether the Unix time `secs` falls in the window.
+    pub fn contains(&self, secs: u64) -> bool {
+        let minute = (secs / 60 % (24 * 60)) as u32;
+        if self.start < self.end {
+            self.start <= minute && minute < self.end
+        } else {
+            minute >= self.start || minute < self.end
+        }
+    }
+}
+
+impl std::fmt::Display for DailyWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (s, e) = (self.start, self.end);
+        write!(
+            f,
+            "{:02}:{:02}-{:02}:{:02} UTC",
+            s / 60,
+            s % 60,
+            e / 60,
+            e % 60
+        )
+    }
+}
+
 /// The longest attribute key and value hawkBit stores.
 pub const MAX_ATTRIBUTE_LEN: usize = 128;
 
@@ -66,6 +119,8 @@ pub struct FleetConfig {
     pub poll_interval: Duration,
     /// `[fleet.attributes]`: reported besides airlock's own `airlock.*` attributes.
     pub attributes: BTreeMap<String, AttributeValue>,
+    /// When an update the server lets the device postpone (`attempt`) is installed.
+    pub maintenance_window: Option<DailyWindow>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +145,8 @@ pub(super) struct RawFleet {
     poll_interval: Option<Duration>,
     #[serde(default)]
     attributes: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    maintenance_window: Option<String>,
     /// Was here before it moved to `[device]`; kept only to say so.
     #[serde(default)]
     reboot_command: Option<toml::Value>,
@@ -156,6 +213,11 @@ impl RawFleet {
             .into_iter()
             .map(|(key, value)| Ok((check_attribute_key(&key)?, attribute(&key, value, resolve)?)))
             .collect::<Result<_, String>>()?;
+        let maintenance_window = self
+            .maintenance_window
+            .as_deref()
+            .map(DailyWindow::parse)
+            .transpose()?;
         Ok(FleetConfig {
             server,
             tenant,
@@ -165,6 +227,7 @@ impl RawFleet {
             client_identity,
             poll_interval,
             attributes,
+            maintenance_window,
         })
     }
 }
@@ -354,5 +417,30 @@ mod tests {
         let long = "x".repeat(129);
         let e = parse(&format!("{base}[attributes]\nhw = \"{long}\"\n")).unwrap_err();
         assert!(e.contains("longer than the 128 characters"), "{e}");
+    }
+
+    #[test]
+    fn a_maintenance_window_is_daily_in_utc_and_may_span_midnight() {
+        let at = |h: u64, m: u64| 19_000 * 86_400 + h * 3600 + m * 60;
+        let night = DailyWindow::parse("02:00-04:00").unwrap();
+        assert_eq!(night.to_string(), "02:00-04:00 UTC");
+        assert!(night.contains(at(2, 0)) && night.contains(at(3, 59)));
+        assert!(!night.contains(at(4, 0)) && !night.contains(at(1, 59)));
+        let late = DailyWindow::parse("22:30-01:15").unwrap();
+        assert!(late.contains(at(23, 0)) && late.contains(at(0, 30)));
+        assert!(!late.contains(at(12, 0)) && !late.contains(at(1, 15)));
+        for bad in [
+            "2-4",
+            "02:00",
+            "02:00-02:00",
+            "25:00-03:00",
+            "02:60-03:00",
+            "a-b",
+        ] {
+            let e = DailyWindow::parse(bad).unwrap_err();
+            assert!(e.contains("HH:MM-HH:MM"), "{bad}: {e}");
+        }
+        let c = parse("server = \"https://f\"\ncontroller_id = \"gw-1\"\ntoken_file = \"t\"\nmaintenance_window = \"02:00-04:00\"\n").unwrap();
+        assert_eq!(c.maintenance_window, Some(night));
     }
 }

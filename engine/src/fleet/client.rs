@@ -308,6 +308,7 @@ mod tests {
             client_identity: None,
             poll_interval: std::time::Duration::from_secs(60),
             attributes: Default::default(),
+            maintenance_window: None,
         };
         let client = DdiClient::new(&fleet, &DownloadConfig::default()).unwrap();
         assert_eq!(

@@ -72,7 +72,8 @@ impl Daemon {
                 return Ok(Next::Sleep(self.interval));
             }
         };
-        if let Decision::Wait(why) = plan::decide(&base.deployment) {
+        let window = self.fleet.maintenance_window;
+        if let Decision::Wait(why) = plan::decide(&base.deployment, window, unix_secs()) {
             return self.wait(action, Execution::Scheduled, why);
         }
         if action.retry_at.is_some_and(|at| unix_secs() < at) {

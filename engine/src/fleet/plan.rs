@@ -5,11 +5,15 @@
 //! - `update = skip` (download only): wait too. Airlock streams a bundle straight into the
 //!   inactive slot while verifying it, so there is no "downloaded, not installed" state to
 //!   stop in; the install happens once the server allows the update.
-//! - `maintenanceWindow = unavailable`: wait for the window.
-//! - `attempt` is treated as `forced`: the device has no reason of its own to postpone, and
-//!   its hooks (`download-enter`, `reboot-enter`, …) can still say "later".
+//! - `maintenanceWindow = unavailable`: wait for the server's window.
+//! - `update = attempt`: the device may postpone. It waits for its own `[fleet]
+//!   maintenance_window` when it has one; `forced` installs at once, whatever that window.
+//!   Either way the device's hooks (`download-enter`, `reboot-enter`, …) can still say
+//!   "later": they guard the device itself (a low battery, a machine at work).
 
 use airlock_ddi::{Artifact, Chunk, Deployment, HandlingType, MaintenanceWindow};
+
+use crate::config::DailyWindow;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -18,7 +22,8 @@ pub enum Decision {
     Wait(String),
 }
 
-pub fn decide(d: &Deployment) -> Decision {
+/// Install `d` now (Unix time `now`), or wait; `window` is the device's own maintenance window.
+pub fn decide(d: &Deployment, window: Option<DailyWindow>, now: u64) -> Decision {
     if d.download == HandlingType::Skip {
         return Decision::Wait("the server asks not to download yet (download: skip)".into());
     }
@@ -29,6 +34,14 @@ pub fn decide(d: &Deployment) -> Decision {
     }
     if d.maintenance_window == Some(MaintenanceWindow::Unavailable) {
         return Decision::Wait("waiting for the maintenance window".into());
+    }
+    if let Some(window) = window
+        && d.update == HandlingType::Attempt
+        && !window.contains(now)
+    {
+        return Decision::Wait(format!(
+            "outside this device's maintenance window ({window}); the server lets it postpone this update (update: attempt), so it installs when the window opens"
+        ));
     }
     Decision::Install
 }
@@ -127,17 +140,43 @@ mod tests {
         }
     }
 
+    fn decide_now(d: &Deployment) -> Decision {
+        decide(d, None, 0)
+    }
+
+    #[test]
+    fn an_attempt_waits_for_the_device_window_and_forced_does_not() {
+        use HandlingType::*;
+        let window = DailyWindow::parse("02:00-04:00").ok();
+        let (inside, outside) = (3 * 3600, 12 * 3600);
+        let attempt = deployment(Attempt, Attempt, None);
+        assert_eq!(decide(&attempt, window, inside), Decision::Install);
+        assert_eq!(decide(&attempt, None, outside), Decision::Install);
+        match decide(&attempt, window, outside) {
+            Decision::Wait(why) => assert!(
+                why.contains("outside this device's maintenance window (02:00-04:00 UTC)"),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let forced = deployment(Forced, Forced, None);
+        assert_eq!(decide(&forced, window, outside), Decision::Install);
+    }
+
     #[test]
     fn handling_types_and_windows_decide() {
         use HandlingType::*;
         use MaintenanceWindow::*;
-        assert_eq!(decide(&deployment(Forced, Forced, None)), Decision::Install);
         assert_eq!(
-            decide(&deployment(Attempt, Attempt, None)),
+            decide_now(&deployment(Forced, Forced, None)),
             Decision::Install
         );
         assert_eq!(
-            decide(&deployment(Forced, Attempt, Some(Available))),
+            decide_now(&deployment(Attempt, Attempt, None)),
+            Decision::Install
+        );
+        assert_eq!(
+            decide_now(&deployment(Forced, Attempt, Some(Available))),
             Decision::Install
         );
         for (d, u, w, why) in [
@@ -145,7 +184,7 @@ mod tests {
             (Forced, Skip, None, "update: skip"),
             (Attempt, Attempt, Some(Unavailable), "maintenance window"),
         ] {
-            match decide(&deployment(d, u, w)) {
+            match decide_now(&deployment(d, u, w)) {
                 Decision::Wait(text) => assert!(text.contains(why), "{text}"),
                 other => panic!("{other:?}"),
             }

@@ -698,3 +698,59 @@ fn configured_attributes_go_with_every_report_before_and_after_an_update() {
     assert_eq!(reports[0]["data"]["airlock.version"], "none");
     assert_eq!(reports.last().unwrap()["data"]["airlock.version"], "2.0.0");
 }
+
+#[test]
+fn an_attempt_waits_for_the_device_maintenance_window_and_forced_installs_at_once() {
+    let (ddi, sim, bundle) = offered("8", json!({"download": "attempt", "update": "attempt"}));
+    // A window that opens in an hour: now is outside it.
+    let minute = daemon::unix_secs() / 60 % (24 * 60);
+    let (start, end) = ((minute + 60) % 1440, (minute + 120) % 1440);
+    let window = format!(
+        "{:02}:{:02}-{:02}:{:02}",
+        start / 60,
+        start % 60,
+        end / 60,
+        end % 60
+    );
+    let config = sim.dir.path().join("airlock.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(
+        "[fleet]\n",
+        &format!("[fleet]\nmaintenance_window = \"{window}\"\n"),
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let mut daemon = sim.daemon(|| {});
+    daemon.run_once().unwrap();
+    daemon.run_once().unwrap();
+    let feedback = ddi.bodies("POST", "/deploymentBase/8/feedback");
+    assert_eq!(feedback.len(), 1, "said once: {feedback:?}");
+    assert_hawkbit_feedback(&feedback[0]);
+    assert_eq!(status_of(&feedback[0]), ("scheduled", "none"));
+    let said = feedback[0]["status"]["details"][0].as_str().unwrap();
+    assert!(
+        said.contains(&format!("maintenance window ({window} UTC)")),
+        "{said}"
+    );
+    assert!(
+        !ddi.requests()
+            .iter()
+            .any(|r| r.path.contains("/artifacts/")),
+        "nothing downloaded"
+    );
+
+    // The server forces it: installed at once, whatever the device's window.
+    ddi.offer(
+        "8",
+        &bundle,
+        json!({"download": "forced", "update": "forced"}),
+    );
+    daemon.run_once().unwrap();
+    daemon.run_once().unwrap();
+    let (state, booted) = sim.state();
+    assert_eq!(booted, Side::B);
+    assert_eq!(
+        state.committed.map(|r| r.version.to_string()).as_deref(),
+        Some("2.0.0")
+    );
+}
