@@ -231,7 +231,9 @@ pub struct CancelActionBody {
     pub stop_id: String,
 }
 
-/// Feedback on an action (deployment or cancellation).
+/// Feedback on an action (deployment or cancellation). Read as leniently as hawkBit reads it:
+/// unknown fields (hawkBit's older `time`, anything a client adds) are ignored, `details` may be
+/// missing or null, and a progress count may be missing, null, empty or a numeric string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionFeedback {
     /// Milliseconds since the Unix epoch when the device made the report.
@@ -247,7 +249,7 @@ pub struct FeedbackStatus {
     /// A device-specific code; Airlock leaves it out.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub code: Option<i32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub details: Vec<String>,
 }
 
@@ -265,6 +267,20 @@ pub enum Execution {
     Download,
 }
 
+impl Execution {
+    /// Every value hawkBit accepts.
+    pub const ALL: [Execution; 8] = [
+        Execution::Closed,
+        Execution::Proceeding,
+        Execution::Canceled,
+        Execution::Scheduled,
+        Execution::Rejected,
+        Execution::Resumed,
+        Execution::Downloaded,
+        Execution::Download,
+    ];
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedbackResult {
     pub finished: Finished,
@@ -280,10 +296,58 @@ pub enum Finished {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How far the device is: `cnt` of `of` steps. Either may be left out (hawkBit requires
+/// neither).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedbackProgress {
-    pub cnt: u64,
-    pub of: u64,
+    #[serde(
+        default,
+        deserialize_with = "lenient_count",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cnt: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "lenient_count",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub of: Option<u64>,
+}
+
+impl FeedbackProgress {
+    pub fn new(cnt: u64, of: u64) -> Self {
+        Self {
+            cnt: Some(cnt),
+            of: Some(of),
+        }
+    }
+}
+
+/// `null` reads as an empty list.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A count as clients send it: a number, a numeric string, or nothing (`null`, `""`).
+fn lenient_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("a progress count must not be negative: {n}"))),
+        serde_json::Value::String(s) if s.trim().is_empty() => Ok(None),
+        serde_json::Value::String(s) => {
+            s.trim().parse().map(Some).map_err(|_| {
+                D::Error::custom(format!("a progress count must be a number, not {s:?}"))
+            })
+        }
+        other => Err(D::Error::custom(format!(
+            "a progress count must be a number, not {other}"
+        ))),
+    }
 }
 
 impl ActionFeedback {
@@ -435,7 +499,7 @@ mod tests {
             Finished::None,
             vec!["downloading".into()],
         );
-        f.status.result.progress = Some(FeedbackProgress { cnt: 2, of: 5 });
+        f.status.result.progress = Some(FeedbackProgress::new(2, 5));
         assert_eq!(
             serde_json::to_value(&f).unwrap(),
             json!({"status": {"execution": "proceeding", "result": {"finished": "none", "progress": {"cnt": 2, "of": 5}}, "details": ["downloading"]}})
@@ -443,6 +507,58 @@ mod tests {
         let cancel: CancelAction =
             serde_json::from_value(json!({"id": "11", "cancelAction": {"stopId": "11"}})).unwrap();
         assert_eq!(cancel.cancel_action.stop_id, "11");
+    }
+
+    #[test]
+    fn feedback_is_read_as_leniently_as_hawkbit_reads_it() {
+        let read = |v: serde_json::Value| serde_json::from_value::<ActionFeedback>(v);
+        for (progress, expected) in [
+            (
+                json!({"cnt": 2}),
+                FeedbackProgress {
+                    cnt: Some(2),
+                    of: None,
+                },
+            ),
+            (
+                json!({"cnt": 2, "of": ""}),
+                FeedbackProgress {
+                    cnt: Some(2),
+                    of: None,
+                },
+            ),
+            (
+                json!({"cnt": "3", "of": null}),
+                FeedbackProgress {
+                    cnt: Some(3),
+                    of: None,
+                },
+            ),
+            (json!({}), FeedbackProgress::default()),
+            (json!({"cnt": 1, "of": 4.0}), FeedbackProgress::new(1, 4)),
+        ] {
+            let f = read(json!({
+                "id": "8", "time": "20140511T121314",
+                "status": {"execution": "proceeding", "code": 200, "details": null,
+                           "result": {"finished": "none", "progress": progress.clone()}},
+                "extra": {"anything": true}
+            }))
+            .unwrap_or_else(|e| panic!("{progress}: {e}"));
+            assert_eq!(f.status.result.progress, Some(expected), "{progress}");
+            assert!(f.status.details.is_empty());
+            assert_eq!(f.status.code, Some(200));
+        }
+        for execution in Execution::ALL {
+            for finished in ["success", "failure", "none"] {
+                let f =
+                    json!({"status": {"execution": execution, "result": {"finished": finished}}});
+                assert!(read(f).is_ok(), "{execution:?} {finished}");
+            }
+        }
+        let e = read(json!({"status": {"execution": "proceeding",
+            "result": {"finished": "none", "progress": {"cnt": "lots"}}}}))
+        .unwrap_err();
+        assert!(e.to_string().contains("must be a number"), "{e}");
     }
 
     #[test]

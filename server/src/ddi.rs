@@ -7,9 +7,9 @@
 
 use airlock_ddi::{
     ActionFeedback, Artifact, ArtifactLinks, CancelAction, CancelActionBody, Chunk, ConfigData,
-    ControllerBase, ControllerLinks, Deployment, DeploymentBase, Execution, Finished,
-    GATEWAY_TOKEN_SCHEME, HandlingType, Hashes, Link, MaintenanceWindow, Polling, PollingConfig,
-    TARGET_TOKEN_SCHEME, UpdateMode,
+    ControllerBase, ControllerLinks, Deployment, DeploymentBase, Execution, FeedbackProgress,
+    Finished, GATEWAY_TOKEN_SCHEME, HandlingType, Hashes, Link, MaintenanceWindow, Polling,
+    PollingConfig, TARGET_TOKEN_SCHEME, UpdateMode,
 };
 use axum::Json;
 use axum::Router;
@@ -203,7 +203,11 @@ async fn poll(
             links.cancel_action = Some(Link::new(format!("{url}/cancelAction/{}", a.id)));
         }
         Some(a) if offered(&state, &a).await? => {
-            links.deployment_base = Some(Link::new(format!("{url}/deploymentBase/{}", a.id)));
+            links.deployment_base = Some(Link::new(format!(
+                "{url}/deploymentBase/{}?c={}",
+                a.id,
+                etag(&a)
+            )));
         }
         _ => {
             if let Some(a) = state.store.installed_action(&controller_id).await? {
@@ -246,6 +250,42 @@ fn handling(s: &str) -> HandlingType {
     }
 }
 
+/// How action `a` is to be handled now: download, update, and the maintenance window (while
+/// it is closed, the update is `skip`).
+fn handling_now(a: &Action) -> (HandlingType, HandlingType, Option<MaintenanceWindow>) {
+    let download = handling(&a.download);
+    match (a.window_start, a.window_duration) {
+        (Some(start), Some(duration)) if campaign::in_window(now_ms(), start, duration) => (
+            download,
+            handling(&a.update),
+            Some(MaintenanceWindow::Available),
+        ),
+        (Some(_), Some(_)) => (
+            download,
+            HandlingType::Skip,
+            Some(MaintenanceWindow::Unavailable),
+        ),
+        _ => (download, handling(&a.update), None),
+    }
+}
+
+/// The `c` parameter of a `deploymentBase` link, as hawkBit sends it: a number that changes
+/// whenever what the link answers changes (the action's state, its handling, its maintenance
+/// window opening), so that a client caching by URL fetches it again. The same in every server
+/// process, as it depends on nothing else.
+fn etag(a: &Action) -> i32 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    let (download, update, window) = handling_now(a);
+    (
+        a.id,
+        a.status.as_str(),
+        format!("{download:?} {update:?} {window:?}"),
+    )
+        .hash(&mut h);
+    h.finish() as i32
+}
+
 async fn deployment_base(
     state: &AppState,
     headers: &HeaderMap,
@@ -260,22 +300,11 @@ async fn deployment_base(
         bundle.id,
         bundle.filename
     );
-    let mut update = handling(&a.update);
-    let maintenance_window = match (a.window_start, a.window_duration) {
-        (Some(start), Some(duration)) => {
-            if campaign::in_window(now_ms(), start, duration) {
-                Some(MaintenanceWindow::Available)
-            } else {
-                update = HandlingType::Skip;
-                Some(MaintenanceWindow::Unavailable)
-            }
-        }
-        _ => None,
-    };
+    let (download, update, maintenance_window) = handling_now(a);
     Ok(DeploymentBase {
         id: a.id.to_string(),
         deployment: Deployment {
-            download: handling(&a.download),
+            download,
             update,
             maintenance_window,
             chunks: vec![Chunk {
@@ -347,8 +376,12 @@ fn status_text(f: &ActionFeedback) -> String {
         Finished::None => "",
     };
     match f.status.result.progress {
-        Some(p) => format!("{execution}{finished} ({}/{})", p.cnt, p.of),
-        None => format!("{execution}{finished}"),
+        Some(FeedbackProgress {
+            cnt: Some(cnt),
+            of: Some(of),
+        }) => format!("{execution}{finished} ({cnt}/{of})"),
+        Some(FeedbackProgress { cnt: Some(cnt), .. }) => format!("{execution}{finished} ({cnt})"),
+        _ => format!("{execution}{finished}"),
     }
 }
 
@@ -404,8 +437,9 @@ async fn deployment_feedback(
     let a = own_action(&state, &controller_id, &action).await?;
     let change = match (f.status.execution, f.status.result.finished) {
         (Execution::Closed, Finished::Success) => Some((OPEN, ActionStatus::Succeeded)),
-        (Execution::Closed, _) | (Execution::Rejected, _) => Some((OPEN, ActionStatus::Failed)),
+        (Execution::Closed, _) => Some((OPEN, ActionStatus::Failed)),
         (Execution::Canceled, _) => Some((OPEN, ActionStatus::Canceled)),
+        // As hawkBit: a device rejecting an update is a warning, the action stays open.
         _ => Some((STARTED, ActionStatus::Running)),
     };
     record(&state, &controller_id, &a, change, &f).await

@@ -18,6 +18,8 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
@@ -36,6 +38,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -49,6 +52,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "airlock.unauthorized",
             ApiError::Forbidden(_) => "airlock.forbidden",
             ApiError::NotFound(_) => "airlock.notFound",
+            ApiError::MethodNotAllowed(_) => "airlock.methodNotAllowed",
             ApiError::Conflict(_) => "airlock.conflict",
             ApiError::TooLarge(_) => "airlock.tooLarge",
             ApiError::Unprocessable(_) => "airlock.unprocessable",

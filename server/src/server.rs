@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         // For load balancers and monitoring: the process answers (no database, no token).
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn(
             crate::linger::close_after_refused_body,
         ))
@@ -106,4 +107,13 @@ pub async fn serve(
 
 async fn no_route(uri: axum::http::Uri) -> crate::error::ApiError {
     crate::error::ApiError::NotFound(format!("no route {}", uri.path()))
+}
+
+/// A known path asked with a method it does not take: the same JSON error shape as every other
+/// answer, for devices and scripts alike.
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> crate::error::ApiError {
+    crate::error::ApiError::MethodNotAllowed(format!(
+        "{method} is not allowed on {}; the API reference lists the methods each path takes",
+        uri.path()
+    ))
 }

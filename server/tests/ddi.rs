@@ -216,20 +216,7 @@ both_backends!(bad_input);
 
 async fn deployment_and_range_download(b: Backend) {
     let s = TestServer::start(b).await;
-    s.add_device("d").await;
-    let bundle = s.good_bundle("2.0.0").await;
-    s.post("/groups", json!({"name": "g", "devices": ["d"]}))
-        .await;
-    s.post(
-        "/campaigns",
-        json!({"name": "c", "bundle": bundle, "group": "g"}),
-    )
-    .await;
-    let (_, v) = s.poll("d").await;
-    let href = v["_links"]["deploymentBase"]["href"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (href, bundle) = s.deployment_link("d", "2.0.0").await;
     let action = airlock_ddi::action_id_of(&href).unwrap().to_string();
     let r = s
         .http
@@ -353,3 +340,79 @@ async fn deployment_and_range_download(b: Backend) {
     s.finish().await;
 }
 both_backends!(deployment_and_range_download);
+
+/// What DDI clients written for hawkBit send and expect: `?c=` on the deploymentBase link (and
+/// paths with or without it), feedback read as leniently as hawkBit reads it, `rejected` keeping
+/// the action open, and the JSON error shape for a wrong method.
+async fn hawkbit_clients_are_understood(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (href, _) = s.deployment_link("h", "1.0.0").await;
+    let (path, c) = href
+        .split_once("?c=")
+        .expect("a ?c= parameter, as hawkBit's");
+    assert!(c.parse::<i32>().is_ok(), "{href}");
+    let (_, again) = s.poll("h").await;
+    assert_eq!(again["_links"]["deploymentBase"]["href"], href.as_str());
+    let action = airlock_ddi::action_id_of(path).unwrap().to_string();
+    for rest in [
+        format!("/deploymentBase/{action}?c={c}"),
+        format!("/deploymentBase/{action}"),
+    ] {
+        let (status, v) = s.ddi(Method::GET, "h", &rest, "t-h", None).await;
+        assert_eq!(status, StatusCode::OK, "{rest}: {v}");
+        assert_eq!(v["id"], action.as_str());
+    }
+    // The link changes with what it answers: the action is now running.
+    let (_, v) = s.poll("h").await;
+    assert_ne!(v["_links"]["deploymentBase"]["href"], href.as_str());
+
+    let feedback = format!("/deploymentBase/{action}/feedback");
+    for fb in [
+        json!({"time": "20140511T121314", "status": {"execution": "download",
+            "result": {"finished": "none", "progress": {"cnt": 1}}, "details": null}}),
+        json!({"status": {"execution": "proceeding", "code": 7,
+            "result": {"finished": "none", "progress": {"cnt": 2, "of": ""}},
+            "details": ["half"]}, "id": action, "extra": {"k": 1}}),
+        json!({"status": {"execution": "downloaded", "result": {"finished": "none", "progress": {}}}}),
+        json!({"status": {"execution": "resumed", "result": {"finished": "none"}}}),
+        json!({"status": {"execution": "scheduled", "result": {"finished": "none"}}}),
+        json!({"status": {"execution": "rejected", "result": {"finished": "none"},
+            "details": ["not now"]}}),
+    ] {
+        let (status, v) = s
+            .ddi(Method::POST, "h", &feedback, "t-h", Some(fb.clone()))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{fb}: {v}");
+    }
+    let actions = s.get("/devices/h/actions").await;
+    assert_eq!(
+        actions[0]["status"], "running",
+        "rejected keeps it open: {actions}"
+    );
+
+    // A wrong method on a device path: the JSON error shape, 405.
+    for (method, rest) in [(Method::DELETE, ""), (Method::GET, feedback.as_str())] {
+        let (status, v) = s.ddi(method.clone(), "h", rest, "t-h", None).await;
+        assert_eq!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {rest}: {v}"
+        );
+        assert_eq!(v["errorCode"], "airlock.methodNotAllowed", "{v}");
+        let message = v["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!(
+                "{method} is not allowed on /DEFAULT/controller/v1/h"
+            )),
+            "{message}"
+        );
+    }
+
+    let done = json!({"status": {"execution": "closed", "result": {"finished": "success"}}});
+    let (status, _) = s.ddi(Method::POST, "h", &feedback, "t-h", Some(done)).await;
+    assert_eq!(status, StatusCode::OK);
+    let actions = s.get("/devices/h/actions").await;
+    assert_eq!(actions[0]["status"], "succeeded", "{actions}");
+    s.finish().await;
+}
+both_backends!(hawkbit_clients_are_understood);

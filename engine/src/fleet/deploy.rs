@@ -176,10 +176,7 @@ impl Daemon {
                 vec![format!("installing {what}: {percent}%")],
             );
             f.timestamp = Some(unix_millis());
-            f.status.result.progress = Some(FeedbackProgress {
-                cnt: percent,
-                of: 100,
-            });
+            f.status.result.progress = Some(FeedbackProgress::new(percent, 100));
             if let Err(e) = client.post_feedback(fb, &f) {
                 debug!("progress not delivered: {e}");
                 progress_ok = false;

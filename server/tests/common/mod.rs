@@ -354,6 +354,30 @@ impl TestServer {
         out
     }
 
+    /// A campaign of a good bundle `version` to device `id` alone (added first): the
+    /// `deploymentBase` link the device's poll then shows, and the bundle's id.
+    pub async fn deployment_link(&self, id: &str, version: &str) -> (String, i64) {
+        self.add_device(id).await;
+        let bundle = self.good_bundle(version).await;
+        let group = format!("only-{id}");
+        self.post(
+            "/groups",
+            serde_json::json!({"name": group, "devices": [id]}),
+        )
+        .await;
+        self.post(
+            "/campaigns",
+            serde_json::json!({"name": format!("to-{id}"), "bundle": bundle, "group": group}),
+        )
+        .await;
+        let (_, v) = self.poll(id).await;
+        let href = v["_links"]["deploymentBase"]["href"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no deploymentBase link: {v}"))
+            .to_string();
+        (href, bundle)
+    }
+
     /// Uploads a good bundle and returns its id.
     pub async fn good_bundle(&self, version: &str) -> i64 {
         let file = self.bundle("acme-os", version, &self.key.clone(), 200_000);

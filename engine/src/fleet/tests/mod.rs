@@ -388,19 +388,11 @@ fn assert_hawkbit_feedback(body: &Value) {
     if let Some(p) = status["result"].get("progress") {
         assert_eq!(keys(p), ["cnt", "of"], "{body}");
     }
-    let execution = status["execution"].as_str().unwrap();
+    let execution = &status["execution"];
     assert!(
-        [
-            "closed",
-            "proceeding",
-            "canceled",
-            "scheduled",
-            "rejected",
-            "resumed",
-            "downloaded",
-            "download"
-        ]
-        .contains(&execution),
+        airlock_ddi::Execution::ALL
+            .iter()
+            .any(|e| serde_json::to_value(e).unwrap() == *execution),
         "{body}"
     );
     let finished = status["result"]["finished"].as_str().unwrap();
