@@ -15,7 +15,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::HeaderMap;
-use axum::http::header::HOST;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HOST};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use tower::ServiceExt;
@@ -25,6 +25,7 @@ use crate::auth::{hash_token, same_secret};
 use crate::error::{ApiError, ApiResult, RawBody, parse_json};
 use crate::server::{AppState, DDI_BODY_LIMIT};
 use crate::store::{Action, ActionStatus, Device, DeviceStatus, FeedbackOutcome};
+use crate::verify::LegacyHashes;
 use crate::{campaign, now_ms};
 
 const BASE: &str = "/{tenant}/controller/v1/{controller_id}";
@@ -286,6 +287,28 @@ fn etag(a: &Action) -> i32 {
     h.finish() as i32
 }
 
+/// What hawkBit appends to an artifact's path for its MD5 in `md5sum` format.
+const MD5SUM: &str = ".MD5SUM";
+
+/// The SHA-1 and MD5 of the artifact with `sha256`: recorded at upload, or, for an artifact
+/// kept before they were, computed from its file once and recorded.
+async fn legacy_hashes(state: &AppState, sha256: &str) -> ApiResult<LegacyHashes> {
+    if let Some((sha1, md5)) = state.store.artifact_hashes(sha256).await? {
+        return Ok(LegacyHashes { sha1, md5 });
+    }
+    let path = crate::verify::artifact_path(&state.config.artifacts_dir(), sha256);
+    let shown = path.display().to_string();
+    let hashes = tokio::task::spawn_blocking(move || crate::verify::legacy_hashes(&path))
+        .await
+        .map_err(|e| ApiError::Internal(format!("hashing {shown}: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("hashing {shown}: {e}")))?;
+    state
+        .store
+        .set_artifact_hashes(sha256, &hashes.sha1, &hashes.md5)
+        .await?;
+    Ok(hashes)
+}
+
 async fn deployment_base(
     state: &AppState,
     headers: &HeaderMap,
@@ -301,6 +324,8 @@ async fn deployment_base(
         bundle.filename
     );
     let (download, update, maintenance_window) = handling_now(a);
+    let legacy = legacy_hashes(state, &bundle.sha256).await?;
+    let md5sum = format!("{href}{MD5SUM}");
     Ok(DeploymentBase {
         id: a.id.to_string(),
         deployment: Deployment {
@@ -314,14 +339,16 @@ async fn deployment_base(
                 artifacts: vec![Artifact {
                     filename: bundle.filename.clone(),
                     hashes: Hashes {
+                        sha1: Some(legacy.sha1),
+                        md5: Some(legacy.md5),
                         sha256: Some(bundle.sha256.clone()),
-                        ..Default::default()
                     },
                     size: bundle.size as u64,
                     links: ArtifactLinks {
                         download: Some(Link::new(href.clone())),
                         download_http: Some(Link::new(href)),
-                        ..Default::default()
+                        md5sum: Some(Link::new(md5sum.clone())),
+                        md5sum_http: Some(Link::new(md5sum)),
                     },
                 }],
                 metadata: None,
@@ -515,8 +542,23 @@ async fn artifact(
     let not_found = || ApiError::NotFound(format!("artifact {bundle}/{filename} not found"));
     let id: i64 = bundle.parse().map_err(|_| not_found())?;
     let b = state.store.bundle(id).await?.ok_or_else(not_found)?;
-    if b.filename != filename || !state.store.device_has_bundle(&controller_id, id).await? {
+    let md5sum = filename.strip_suffix(MD5SUM) == Some(b.filename.as_str());
+    if (b.filename != filename && !md5sum)
+        || !state.store.device_has_bundle(&controller_id, id).await?
+    {
         return Err(not_found());
+    }
+    if md5sum {
+        // As hawkBit: `md5sum` format, offered as a download of NAME.MD5SUM.
+        let legacy = legacy_hashes(&state, &b.sha256).await?;
+        let headers = [
+            (CONTENT_TYPE, "text/plain".to_string()),
+            (
+                CONTENT_DISPOSITION,
+                format!("attachment;filename={filename}"),
+            ),
+        ];
+        return Ok((headers, format!("{}  {}", legacy.md5, b.filename)).into_response());
     }
     let path = crate::verify::artifact_path(&state.config.artifacts_dir(), &b.sha256);
     let response = ServeFile::new(path)

@@ -9,6 +9,8 @@ use airlock::bundle::{self, BundleError, Manifest};
 use airlock::trust::{self, AcceptanceError, TrustPolicy};
 use axum::body::Body;
 use futures_util::StreamExt;
+use md5::Md5;
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 /// Where a verified bundle lives.
@@ -39,7 +41,36 @@ pub struct Verified {
     pub manifest: Manifest,
     pub signers: Vec<String>,
     pub sha256: String,
+    /// The SHA-1 and MD5 DDI clients check, as hawkBit lists them.
+    pub legacy: LegacyHashes,
     pub size: u64,
+}
+
+/// The hashes hawkBit lists beside SHA-256 (hex). They only let a DDI client check its download:
+/// a bundle's authenticity is its signature, which the device verifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyHashes {
+    pub sha1: String,
+    pub md5: String,
+}
+
+/// SHA-1 and MD5 of a file, for artifacts kept before they were recorded at upload.
+pub fn legacy_hashes(path: &Path) -> std::io::Result<LegacyHashes> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hashers = (Sha1::new(), Md5::new());
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hashers.0.update(&buf[..n]);
+        hashers.1.update(&buf[..n]);
+    }
+    Ok(LegacyHashes {
+        sha1: hex::encode(hashers.0.finalize()),
+        md5: hex::encode(hashers.1.finalize()),
+    })
 }
 
 /// Streams `body` into `dir` and verifies it against `trust`.
@@ -58,6 +89,7 @@ pub async fn receive(
         .tempfile_in(dir)
         .map_err(io)?;
     let mut hasher = Sha256::new();
+    let (mut sha1, mut md5) = (Sha1::new(), Md5::new());
     let mut size = 0u64;
     let mut stream = body.into_data_stream();
     while let Some(piece) = stream.next().await {
@@ -67,6 +99,8 @@ pub async fn receive(
             return Err(UploadError::TooLarge { limit });
         }
         hasher.update(&piece);
+        sha1.update(&piece);
+        md5.update(&piece);
         // Small synchronous writes into the page cache; the verification below is the slow part.
         file.write_all(&piece).map_err(io)?;
     }
@@ -88,6 +122,10 @@ pub async fn receive(
         manifest: report.manifest,
         signers: report.signers,
         sha256,
+        legacy: LegacyHashes {
+            sha1: hex::encode(sha1.finalize()),
+            md5: hex::encode(md5.finalize()),
+        },
         size,
     })
 }
@@ -100,4 +138,25 @@ pub fn keep(v: Verified, dir: &Path) -> Result<PathBuf, UploadError> {
         source,
     })?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_hashes_of_a_file_are_its_sha1_and_md5() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        std::fs::write(&path, b"abc").unwrap();
+        assert_eq!(
+            legacy_hashes(&path).unwrap(),
+            LegacyHashes {
+                sha1: "a9993e364706816aba3e25717850c26c9cd0d89d".into(),
+                md5: "900150983cd24fb0d6963f7d28e17f72".into(),
+            }
+        );
+        let e = legacy_hashes(&dir.path().join("missing")).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+    }
 }

@@ -218,13 +218,7 @@ async fn deployment_and_range_download(b: Backend) {
     let s = TestServer::start(b).await;
     let (href, bundle) = s.deployment_link("d", "2.0.0").await;
     let action = airlock_ddi::action_id_of(&href).unwrap().to_string();
-    let r = s
-        .http
-        .get(&href)
-        .header("Authorization", "TargetToken t-d")
-        .send()
-        .await
-        .unwrap();
+    let r = s.get_as("t-d", &href).await;
     let dep: airlock_ddi::DeploymentBase = r.json().await.unwrap();
     assert_eq!(dep.id, action);
     assert_eq!(dep.deployment.update, airlock_ddi::HandlingType::Forced);
@@ -235,13 +229,7 @@ async fn deployment_and_range_download(b: Backend) {
         "/controller/v1/d/softwaremodules/{bundle}/artifacts/"
     )));
     // Whole file: hash matches.
-    let r = s
-        .http
-        .get(&url)
-        .header("Authorization", "TargetToken t-d")
-        .send()
-        .await
-        .unwrap();
+    let r = s.get_as("t-d", &url).await;
     assert_eq!(r.status(), StatusCode::OK);
     let all = r.bytes().await.unwrap();
     assert_eq!(all.len() as u64, art.size);
@@ -249,6 +237,23 @@ async fn deployment_and_range_download(b: Backend) {
     assert_eq!(
         hex::encode(sha2::Sha256::digest(&all)),
         art.hashes.sha256.clone().unwrap()
+    );
+    // SHA-1 and MD5 too, and the MD5SUM links, as hawkBit lists them.
+    assert_eq!(Some(hex::encode(sha1::Sha1::digest(&all))), art.hashes.sha1);
+    let md5 = hex::encode(md5::Md5::digest(&all));
+    assert_eq!(Some(md5.clone()), art.hashes.md5);
+    let md5sum = format!("{url}.MD5SUM");
+    assert_eq!(art.links.md5sum_http.as_ref().unwrap().href, md5sum);
+    assert_eq!(art.links.md5sum.as_ref().unwrap().href, md5sum);
+    let r = s.get_as("t-d", &md5sum).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment;filename=acme-os-2.0.0.airlock.MD5SUM"
+    );
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("{md5}  acme-os-2.0.0.airlock")
     );
     // A bounded Range: 206 with Content-Range and exactly those bytes.
     let r = s
@@ -270,13 +275,7 @@ async fn deployment_and_range_download(b: Backend) {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     s.add_device("e").await;
     let other = url.replace("/v1/d/", "/v1/e/");
-    let r = s
-        .http
-        .get(&other)
-        .header("Authorization", "TargetToken t-e")
-        .send()
-        .await
-        .unwrap();
+    let r = s.get_as("t-e", &other).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Progress, then success: the action closes and the device is asked for its attributes.
     let fb = json!({"status": {"execution": "proceeding", "result": {"finished": "none", "progress": {"cnt": 1, "of": 3}}, "details": ["writing slot b"]}});

@@ -49,7 +49,12 @@ pub async fn upload(
         sha256: verified.sha256.clone(),
         signers: verified.signers.clone(),
     };
+    let legacy = verified.legacy.clone();
     verify::keep(verified, &dir).map_err(|e| ApiError::Internal(e.to_string()))?;
+    state
+        .store
+        .set_artifact_hashes(&new.sha256, &legacy.sha1, &legacy.md5)
+        .await?;
     let Some(id) = state.store.insert_bundle(&new, now_ms()).await? else {
         return Err(ApiError::Conflict(
             "this bundle was just uploaded by another request".into(),

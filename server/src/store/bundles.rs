@@ -95,6 +95,35 @@ impl Store {
         row.as_ref().map(bundle).transpose()
     }
 
+    /// The SHA-1 and MD5 (hex) of the artifact with SHA-256 `sha256`, once recorded.
+    pub async fn artifact_hashes(&self, sha256: &str) -> StoreResult<Option<(String, String)>> {
+        let row = sqlx::query("SELECT sha1, md5 FROM artifact_hashes WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("sha1")?, r.try_get("md5")?)))
+            .transpose()
+    }
+
+    /// Records the SHA-1 and MD5 of the artifact with SHA-256 `sha256` (idempotent).
+    pub async fn set_artifact_hashes(
+        &self,
+        sha256: &str,
+        sha1: &str,
+        md5: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO artifact_hashes (sha256, sha1, md5) VALUES ($1, $2, $3)
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(sha256)
+        .bind(sha1)
+        .bind(md5)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Deletes a bundle no campaign or action refers to; false when it is in use.
     pub async fn delete_bundle_if_unused(&self, id: i64) -> StoreResult<bool> {
         let done = sqlx::query(

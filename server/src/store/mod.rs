@@ -122,6 +122,10 @@ const SCHEMA: &[&str] = &[
         id {ID}, name TEXT NOT NULL, version TEXT NOT NULL, compatible TEXT NOT NULL,
         filename TEXT NOT NULL, size BIGINT NOT NULL, sha256 TEXT NOT NULL UNIQUE,
         signers TEXT NOT NULL, uploaded_ms BIGINT NOT NULL)",
+    // Apart from bundles so that databases made before it need no migration: a bundle without
+    // a row gets it the first time a device asks (see ddi::legacy_hashes).
+    "CREATE TABLE IF NOT EXISTS artifact_hashes (
+        sha256 TEXT PRIMARY KEY, sha1 TEXT NOT NULL, md5 TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS campaigns (
         id {ID}, name TEXT NOT NULL, bundle_id BIGINT NOT NULL, group_name TEXT NOT NULL,
         phases TEXT NOT NULL, success_threshold BIGINT NOT NULL, error_threshold BIGINT NOT NULL,

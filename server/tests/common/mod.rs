@@ -279,6 +279,16 @@ impl TestServer {
         read(req.send().await.unwrap()).await
     }
 
+    /// GET `url` with device token `token` (a download, a link the server handed out).
+    pub async fn get_as(&self, token: &str, url: &str) -> reqwest::Response {
+        self.http
+            .get(url)
+            .header("Authorization", format!("TargetToken {token}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Polls as device `id` with its test token.
     pub async fn poll(&self, id: &str) -> (StatusCode, Value) {
         self.ddi(Method::GET, id, "", &format!("t-{id}"), None)
