@@ -415,3 +415,53 @@ async fn hawkbit_clients_are_understood(b: Backend) {
     s.finish().await;
 }
 both_backends!(hawkbit_clients_are_understood);
+
+/// A DDI client other than Airlock's daemon reports no `airlock.*` attributes: the device list
+/// still shows what it installed and how its last deployment ended, from the server's records.
+async fn a_device_not_running_airlock_shows_what_it_installed(b: Backend) {
+    let s = TestServer::start(b).await;
+    s.deployment_link("foreign", "1.0.0").await;
+    s.run_action("foreign", "success").await.unwrap();
+    let d = s.get("/devices/foreign").await;
+    assert_eq!(d["version"], "1.0.0", "{d}");
+    assert_eq!(d["health"]["lastResult"], "succeeded acme-os 1.0.0", "{d}");
+
+    let second = s.good_bundle("2.0.0").await;
+    s.post(
+        "/campaigns",
+        json!({"name": "second", "bundle": second, "group": "only-foreign"}),
+    )
+    .await;
+    s.run_action("foreign", "failure").await.unwrap();
+    let list = s.get("/devices").await;
+    let d = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["controllerId"] == "foreign")
+        .unwrap();
+    assert_eq!(
+        d["version"], "1.0.0",
+        "the failed 2.0.0 is not installed: {d}"
+    );
+    assert_eq!(d["health"]["lastResult"], "failed acme-os 2.0.0", "{d}");
+
+    // A device that reports its own version and result is shown as it says.
+    let attrs =
+        json!({"data": {"airlock.version": "9.9.9", "airlock.last_result": "committed os 9.9.9"}});
+    let (status, _) = s
+        .ddi(
+            Method::PUT,
+            "foreign",
+            "/configData",
+            "t-foreign",
+            Some(attrs),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let d = s.get("/devices/foreign").await;
+    assert_eq!(d["version"], "9.9.9");
+    assert_eq!(d["health"]["lastResult"], "committed os 9.9.9");
+    s.finish().await;
+}
+both_backends!(a_device_not_running_airlock_shows_what_it_installed);

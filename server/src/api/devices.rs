@@ -11,7 +11,7 @@ use crate::auth::{Admin, generate_token, hash_token};
 use crate::error::{ApiError, ApiResult, JsonBody, QueryParams};
 use crate::now_ms;
 use crate::server::AppState;
-use crate::store::{Action, Device, DeviceStatus, LogLine, Store, StoreResult};
+use crate::store::{Action, Device, DeviceStatus, Finished, LogLine, Store, StoreResult};
 
 /// A device's health: what its last check said, its last result, and how often it failed.
 #[derive(Debug, Clone, Serialize)]
@@ -19,7 +19,8 @@ use crate::store::{Action, Device, DeviceStatus, LogLine, Store, StoreResult};
 pub struct Health {
     /// `airlock.health` as last reported: `ok` or `failed: <reason>`.
     pub check: Option<String>,
-    /// `airlock.last_result` as last reported.
+    /// `airlock.last_result` as last reported; for a device that reports none (not an Airlock
+    /// device), how its last deployment ended by the server's records.
     pub last_result: Option<String>,
     /// Failed actions.
     pub failures: i64,
@@ -29,7 +30,7 @@ pub struct Health {
 }
 
 impl Health {
-    fn of(d: &Device, failures: i64) -> Self {
+    fn of(d: &Device, failures: i64, finished: &Finished) -> Self {
         let check = d.attributes.get("airlock.health").cloned();
         // The daemon reports `unknown` before its first trial boot.
         let state = match check.as_deref() {
@@ -40,7 +41,11 @@ impl Health {
         };
         Health {
             check,
-            last_result: d.attributes.get("airlock.last_result").cloned(),
+            last_result: d
+                .attributes
+                .get("airlock.last_result")
+                .or(finished.last_result.as_ref())
+                .cloned(),
             failures,
             last_seen_ms: d.last_seen_ms,
             state,
@@ -55,27 +60,45 @@ pub struct DeviceView {
     pub device: Device,
     pub health: Health,
     pub current_action: Option<Action>,
+    /// The version the device runs: `airlock.version` as it reports it, or, for a device that
+    /// does not run Airlock, the bundle version of the last deployment it finished successfully.
+    pub version: Option<String>,
+}
+
+impl DeviceView {
+    fn new(d: Device, failures: i64, finished: &Finished, current_action: Option<Action>) -> Self {
+        let reported = d
+            .attributes
+            .get("airlock.version")
+            .filter(|v| v.as_str() != "none");
+        DeviceView {
+            health: Health::of(&d, failures, finished),
+            version: reported.or(finished.installed.as_ref()).cloned(),
+            device: d,
+            current_action,
+        }
+    }
 }
 
 pub async fn device_view(store: &Store, d: Device) -> StoreResult<DeviceView> {
     let failures = store.failure_count(&d.controller_id).await?;
     let current_action = store.open_action(&d.controller_id).await?;
-    Ok(DeviceView {
-        health: Health::of(&d, failures),
-        device: d,
-        current_action,
-    })
+    let finished = store.finished(Some(&d.controller_id)).await?;
+    let finished = finished.get(&d.controller_id).cloned().unwrap_or_default();
+    Ok(DeviceView::new(d, failures, &finished, current_action))
 }
 
-/// Views of many devices, with one query for the failure counts.
+/// Views of many devices, with one query each for the failure counts and what they finished.
 pub async fn device_views(store: &Store, devices: Vec<Device>) -> StoreResult<Vec<DeviceView>> {
     let failures: HashMap<String, i64> = store.failure_counts().await?;
+    let finished = store.finished(None).await?;
+    let none = Finished::default();
     Ok(devices
         .into_iter()
-        .map(|d| DeviceView {
-            health: Health::of(&d, failures.get(&d.controller_id).copied().unwrap_or(0)),
-            device: d,
-            current_action: None,
+        .map(|d| {
+            let n = failures.get(&d.controller_id).copied().unwrap_or(0);
+            let f = finished.get(&d.controller_id).unwrap_or(&none);
+            DeviceView::new(d, n, f, None)
         })
         .collect())
 }

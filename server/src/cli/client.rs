@@ -110,7 +110,7 @@ fn print_devices(v: &Value) {
             vec![
                 s(&d["controllerId"]),
                 s(&d["status"]),
-                s(&d["attributes"]["airlock.version"]),
+                s(&d["version"]),
                 s(&d["health"]["state"]),
                 s(&d["health"]["failures"]),
                 time(&d["lastSeenMs"]),

@@ -38,7 +38,7 @@ fn device_table(views: &[DeviceView]) -> Markup {
                     tr.device {
                         td { a href={ "/devices/" (v.device.controller_id) } { (v.device.controller_id) } }
                         td { (v.device.status.as_str()) }
-                        td { (v.device.attributes.get("airlock.version").map(String::as_str).unwrap_or("")) }
+                        td { (v.version.as_deref().unwrap_or("")) }
                         td { (v.device.attributes.get("airlock.device_type").map(String::as_str).unwrap_or("")) }
                         td.health { (health_cell(v)) }
                         td { (ago(v.device.last_seen_ms)) }

@@ -372,3 +372,54 @@ impl Store {
             .collect()
     }
 }
+
+/// What the server's own records say a device last finished: for devices that report no
+/// `airlock.*` attributes (a DDI client other than Airlock's daemon).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Finished {
+    /// The version of the bundle of the last deployment that succeeded.
+    pub installed: Option<String>,
+    /// How the last deployment ended: `succeeded acme-os 1.3.0`, `failed acme-os 1.4.0`.
+    pub last_result: Option<String>,
+}
+
+impl Store {
+    /// [`Finished`] of every device with a finished deployment, or of `controller_id` alone.
+    pub async fn finished(
+        &self,
+        controller_id: Option<&str>,
+    ) -> StoreResult<std::collections::HashMap<String, Finished>> {
+        let only = if controller_id.is_some() {
+            "AND controller_id = $1"
+        } else {
+            ""
+        };
+        // The last succeeded and the last finished action of each device: one or two rows each.
+        let sql = format!(
+            "SELECT a.id, a.controller_id, a.status, b.name, b.version
+             FROM actions a JOIN bundles b ON b.id = a.bundle_id
+             WHERE a.id IN (SELECT MAX(id) FROM actions
+                            WHERE status IN ('succeeded', 'failed', 'canceled') {only}
+                            GROUP BY controller_id)
+                OR a.id IN (SELECT MAX(id) FROM actions WHERE status = 'succeeded' {only}
+                            GROUP BY controller_id)
+             ORDER BY a.id"
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(id) = controller_id {
+            query = query.bind(id);
+        }
+        let mut out: std::collections::HashMap<String, Finished> = Default::default();
+        for row in query.fetch_all(&self.pool).await? {
+            let status: String = row.try_get("status")?;
+            let (name, version): (String, String) = (row.try_get("name")?, row.try_get("version")?);
+            let f = out.entry(row.try_get("controller_id")?).or_default();
+            if status == "succeeded" {
+                f.installed = Some(version.clone());
+            }
+            // Rows come oldest first: the last one is the last finished.
+            f.last_result = Some(format!("{status} {name} {version}"));
+        }
+        Ok(out)
+    }
+}

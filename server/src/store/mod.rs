@@ -14,7 +14,7 @@ mod seen;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
-pub use actions::{Action, ActionStatus, FeedbackOutcome, LogLine, NewAction};
+pub use actions::{Action, ActionStatus, FeedbackOutcome, Finished, LogLine, NewAction};
 pub use bundles::{Bundle, NewBundle};
 pub use campaigns::{Campaign, CampaignDevice, CampaignState, NewCampaign};
 pub use devices::{Device, DeviceStatus};
