@@ -465,3 +465,77 @@ async fn a_device_not_running_airlock_shows_what_it_installed(b: Backend) {
     s.finish().await;
 }
 both_backends!(a_device_not_running_airlock_shows_what_it_installed);
+
+/// docs/fleet.md's table of DDI resources and fields: every field marked as sent by the server
+/// is in its answers.
+async fn the_ddi_table_is_what_the_server_answers(b: Backend) {
+    let s = TestServer::start(b).await;
+    let mut answers: Vec<(&str, serde_json::Value)> = Vec::new();
+    let get = async |resource: &'static str, rest: String| {
+        let (status, v) = s.ddi(Method::GET, "t", &rest, "t-t", None).await;
+        assert_eq!(status, StatusCode::OK, "{rest}: {v}");
+        (resource, v)
+    };
+    let base = "`GET` (controller base)";
+    // Offered (with the configData link: no attributes yet), then installed.
+    let (href, _) = s.deployment_link("t", "1.0.0").await;
+    let id = airlock_ddi::action_id_of(&href).unwrap().to_string();
+    answers.push(get(base, String::new()).await);
+    answers.push(get("`GET deploymentBase/{id}`", format!("/deploymentBase/{id}")).await);
+    s.run_action("t", "success").await.unwrap();
+    let polled = get(base, String::new()).await;
+    let installed = polled.1["_links"]["installedBase"]["href"]
+        .as_str()
+        .unwrap();
+    let installed = airlock_ddi::action_id_of(installed).unwrap().to_string();
+    answers.push(polled);
+    answers.push(
+        get(
+            "`GET installedBase/{id}`",
+            format!("/installedBase/{installed}"),
+        )
+        .await,
+    );
+    // With a maintenance window, then canceled while running.
+    let second = s.good_bundle("2.0.0").await;
+    let campaign = s
+        .post(
+            "/campaigns",
+            json!({"name": "w", "bundle": second, "group": "only-t",
+                   "maintenanceWindow": {"start": "00:00", "duration": "01:00"}}),
+        )
+        .await;
+    let (_, v) = s.poll("t").await;
+    let href = v["_links"]["deploymentBase"]["href"].as_str().unwrap();
+    let id = airlock_ddi::action_id_of(href).unwrap().to_string();
+    answers.push(get("`GET deploymentBase/{id}`", format!("/deploymentBase/{id}")).await);
+    s.post(
+        &format!("/campaigns/{}/cancel", campaign["id"]),
+        json!(null),
+    )
+    .await;
+    let polled = get(base, String::new()).await;
+    assert!(
+        polled.1["_links"]["cancelAction"].is_object(),
+        "{}",
+        polled.1
+    );
+    answers.push(polled);
+    answers.push(get("`GET cancelAction/{id}`", format!("/cancelAction/{id}")).await);
+
+    let rows = airlock_testkit::ddi_table();
+    let sent: Vec<_> = rows.iter().filter(|r| r.server == "sends").collect();
+    assert!(sent.len() > 20, "{rows:?}");
+    for row in sent {
+        let found = answers
+            .iter()
+            .filter(|(resource, _)| *resource == row.resource)
+            .any(|(_, v)| common::has_field(v, &row.field));
+        assert!(
+            found,
+            "docs/fleet.md says the server sends {row:?}; not in {answers:#?}"
+        );
+    }
+    s.finish().await;
+}
+both_backends!(the_ddi_table_is_what_the_server_answers);

@@ -424,3 +424,20 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// Whether `v` has the field at `path` (`a.b[].c`: `c` in some element of the list `a.b`).
+pub fn has_field(v: &Value, path: &str) -> bool {
+    match path.split_once('.') {
+        None => lookup(v, path).is_some_and(|x| !x.is_null()),
+        Some((head, rest)) => lookup(v, head).is_some_and(|x| match head.ends_with("[]") {
+            true => x
+                .as_array()
+                .is_some_and(|a| a.iter().any(|e| has_field(e, rest))),
+            false => has_field(x, rest),
+        }),
+    }
+}
+
+fn lookup<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.get(key.trim_end_matches("[]"))
+}

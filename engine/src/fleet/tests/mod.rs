@@ -417,6 +417,72 @@ fn offered(id: &str, deployment: Value) -> (Ddi, Sim, PathBuf) {
     (ddi, sim, bundle)
 }
 
+/// What docs/fleet.md's DDI table says the daemon sends: (resource, field path).
+fn ddi_table_sends() -> Vec<(String, String)> {
+    airlock_testkit::ddi_table()
+        .into_iter()
+        .filter(|r| r.daemon == "sends")
+        .map(|r| (r.resource, r.field))
+        .collect()
+}
+
+/// Every field path of `v`; lists of values end a path.
+fn field_paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
+    match v.as_object() {
+        Some(map) => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                field_paths(v, &path, out);
+            }
+        }
+        None => out.push(prefix.to_string()),
+    }
+}
+
+/// The daemon sent `ddi` only fields docs/fleet.md's DDI table lists as sent by it, and every
+/// field it lists for the resources in `complete`.
+fn assert_as_the_ddi_table_says(ddi: &Ddi, complete: &[&str]) {
+    let table = ddi_table_sends();
+    let resource_of = |r: &Recorded| match (r.method.as_str(), r.path.split('?').next()?) {
+        ("POST", p) if p.contains("/deploymentBase/") && p.ends_with("/feedback") => {
+            Some("`POST deploymentBase/{id}/feedback`")
+        }
+        ("POST", p) if p.contains("/cancelAction/") && p.ends_with("/feedback") => {
+            Some("`POST cancelAction/{id}/feedback`")
+        }
+        ("PUT", p) if p.ends_with("/configData") => Some("`PUT configData`"),
+        _ => None,
+    };
+    let mut seen: Vec<(&str, String)> = Vec::new();
+    for r in ddi.requests() {
+        let Some(resource) = resource_of(&r) else {
+            continue;
+        };
+        let mut paths = Vec::new();
+        field_paths(&r.json(), "", &mut paths);
+        for path in paths {
+            let listed = table.iter().find(|(res, field)| {
+                res == resource && (path == *field || path.starts_with(&format!("{field}.")))
+            });
+            let (_, field) = listed.unwrap_or_else(|| {
+                panic!("the daemon sent {path} to {resource}, which docs/fleet.md's DDI table does not list as sent by it")
+            });
+            seen.push((resource, field.clone()));
+        }
+    }
+    for (resource, field) in table.iter().filter(|(r, _)| complete.contains(&r.as_str())) {
+        let sent = seen.iter().any(|(r, f)| r == resource && f == field);
+        assert!(
+            sent,
+            "docs/fleet.md says the daemon sends {field} to {resource}; it never did"
+        );
+    }
+}
+
 fn status_of(body: &Value) -> (&str, &str) {
     (
         body["status"]["execution"].as_str().unwrap(),
@@ -551,6 +617,10 @@ fn installs_reboots_reports_and_keeps_the_result_while_offline() {
         "only the poll: {:?}",
         &after[before..]
     );
+    assert_as_the_ddi_table_says(
+        &ddi,
+        &["`POST deploymentBase/{id}/feedback`", "`PUT configData`"],
+    );
 }
 
 #[test]
@@ -627,6 +697,7 @@ fn a_closed_window_waits_once_and_a_cancel_is_honoured_before_anything_is_writte
     assert!(daemon.action().is_none());
     let (state, _) = sim.state();
     assert!(state.update.is_none() && state.last_result.is_none());
+    assert_as_the_ddi_table_says(&ddi, &["`POST cancelAction/{id}/feedback`"]);
 }
 
 #[test]
