@@ -13,7 +13,7 @@ use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-/// Where a verified bundle lives.
+/// Where an uploaded artifact lives (a verified bundle, or another updater's artifact).
 pub fn artifact_path(dir: &Path, sha256: &str) -> PathBuf {
     dir.join(format!("{sha256}.airlock"))
 }
@@ -73,6 +73,14 @@ pub fn legacy_hashes(path: &Path) -> std::io::Result<LegacyHashes> {
     })
 }
 
+/// An upload in its temporary file, hashed, not yet looked into.
+pub struct Received {
+    pub file: tempfile::NamedTempFile,
+    pub sha256: String,
+    pub legacy: LegacyHashes,
+    pub size: u64,
+}
+
 /// Streams `body` into `dir` and verifies it against `trust`.
 pub async fn receive(
     body: Body,
@@ -80,6 +88,28 @@ pub async fn receive(
     limit: u64,
     trust: &TrustPolicy,
 ) -> Result<Verified, UploadError> {
+    let received = stream_in(body, dir, limit).await?;
+    let trust = trust.clone();
+    let path = received.file.path().to_owned();
+    let report = tokio::task::spawn_blocking(move || {
+        bundle::verify(bundle::open_file(&path)?, &trust, &mut |_| {})
+    })
+    .await
+    .map_err(|e| UploadError::Body(format!("verification task failed: {e}")))??;
+    trust::check_unexpired(&report.manifest.claims()?, std::time::SystemTime::now())?;
+    Ok(Verified {
+        file: received.file,
+        manifest: report.manifest,
+        signers: report.signers,
+        sha256: received.sha256,
+        legacy: received.legacy,
+        size: received.size,
+    })
+}
+
+/// Streams `body` into a temporary file in `dir`, hashing it on the way: an artifact for
+/// another updater (`.swu`, …), which the server cannot verify, or a bundle before it is.
+pub async fn stream_in(body: Body, dir: &Path, limit: u64) -> Result<Received, UploadError> {
     let io = |source| UploadError::Io {
         dir: dir.display().to_string(),
         source,
@@ -108,20 +138,9 @@ pub async fn receive(
         return Err(UploadError::Empty);
     }
     file.as_file().sync_all().map_err(io)?;
-    let sha256 = hex::encode(hasher.finalize());
-    let trust = trust.clone();
-    let path = file.path().to_owned();
-    let report = tokio::task::spawn_blocking(move || {
-        bundle::verify(bundle::open_file(&path)?, &trust, &mut |_| {})
-    })
-    .await
-    .map_err(|e| UploadError::Body(format!("verification task failed: {e}")))??;
-    trust::check_unexpired(&report.manifest.claims()?, std::time::SystemTime::now())?;
-    Ok(Verified {
+    Ok(Received {
         file,
-        manifest: report.manifest,
-        signers: report.signers,
-        sha256,
+        sha256: hex::encode(hasher.finalize()),
         legacy: LegacyHashes {
             sha1: hex::encode(sha1.finalize()),
             md5: hex::encode(md5.finalize()),
@@ -130,10 +149,14 @@ pub async fn receive(
     })
 }
 
-/// Moves a verified upload to its final name, durably (idempotent: equal content, equal name).
-pub fn keep(v: Verified, dir: &Path) -> Result<PathBuf, UploadError> {
-    let path = artifact_path(dir, &v.sha256);
-    airlock::fsutil::persist(v.file, &path).map_err(|source| UploadError::Io {
+/// Moves an upload to its final name, durably (idempotent: equal content, equal name).
+pub fn keep(
+    file: tempfile::NamedTempFile,
+    sha256: &str,
+    dir: &Path,
+) -> Result<PathBuf, UploadError> {
+    let path = artifact_path(dir, sha256);
+    airlock::fsutil::persist(file, &path).map_err(|source| UploadError::Io {
         dir: dir.display().to_string(),
         source,
     })?;

@@ -614,3 +614,92 @@ async fn maintenance_window_outside_means_skip() {
     assert_eq!(dep.deployment.download, airlock_ddi::HandlingType::Forced);
     s.finish().await;
 }
+
+/// An artifact of another updater (SWUpdate's `.swu`): kept as uploaded with the name and
+/// version the operator gives, rolled out to any device type, offered with its hashes.
+async fn foreign_artifacts(b: Backend) {
+    let s = TestServer::start(b).await;
+    let file = s.dir.path().join("update.swu");
+    std::fs::write(&file, airlock_testkit::random_bytes(50_000, 5)).unwrap();
+    let labels = [
+        ("artifact", "gw-3.1.swu"),
+        ("name", "gw-image"),
+        ("version", "3.1"),
+    ];
+    for (query, says) in [
+        (&labels[..1], "needs name="),
+        (&labels[..2], "needs version="),
+        (
+            &labels[1..],
+            "name and version are for an artifact of another updater",
+        ),
+        (
+            &[("artifact", "x.airlock"), ("name", "n"), ("version", "1")][..],
+            "without artifact=",
+        ),
+        (
+            &[("artifact", "../x"), ("name", "n"), ("version", "1")][..],
+            "file name devices should see",
+        ),
+    ] {
+        let (status, v) = s.upload_with(&file, query).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query:?}: {v}");
+        assert!(
+            v["message"].as_str().unwrap().contains(says),
+            "{query:?}: {v}"
+        );
+    }
+    // Without artifact=, the same file is refused as a bundle that does not verify.
+    let (status, _) = s.upload(&file).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (status, v) = s.upload_with(&file, &labels).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["kind"], "foreign");
+    assert_eq!(v["filename"], "gw-3.1.swu");
+    assert_eq!(
+        (&v["name"], &v["version"]),
+        (&json!("gw-image"), &json!("3.1"))
+    );
+    assert_eq!(v["signers"], json!([]));
+    let id = v["id"].as_i64().unwrap();
+
+    // Any device type takes it: its own updater checks it.
+    s.add_device("swu-1").await;
+    let attrs = json!({"data": {"airlock.device_type": "some-board"}});
+    s.ddi(Method::PUT, "swu-1", "/configData", "t-swu-1", Some(attrs))
+        .await;
+    s.post("/groups", json!({"name": "swu", "devices": ["swu-1"]}))
+        .await;
+    let (status, v) = s
+        .api(
+            Method::POST,
+            "/campaigns",
+            Some(json!({"name": "swu", "bundle": id, "group": "swu"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let (_, base) = s.poll("swu-1").await;
+    let href = base["_links"]["deploymentBase"]["href"].as_str().unwrap();
+    let dep = s.get_as("t-swu-1", href).await;
+    let dep: Value = dep.json().await.unwrap();
+    let chunk = &dep["deployment"]["chunks"][0];
+    assert_eq!(
+        (&chunk["name"], &chunk["version"]),
+        (&json!("gw-image"), &json!("3.1"))
+    );
+    let artifact = &chunk["artifacts"][0];
+    assert_eq!(artifact["filename"], "gw-3.1.swu");
+    let url = artifact["_links"]["download-http"]["href"]
+        .as_str()
+        .unwrap();
+    let got = s.get_as("t-swu-1", url).await.bytes().await.unwrap();
+    assert_eq!(&got[..], &std::fs::read(&file).unwrap()[..]);
+    use sha2::Digest;
+    assert_eq!(
+        artifact["hashes"]["sha256"],
+        hex::encode(sha2::Sha256::digest(&got))
+    );
+    s.finish().await;
+}
+both_backends!(foreign_artifacts);

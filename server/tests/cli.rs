@@ -155,6 +155,35 @@ fn serve_and_manage_from_the_command_line() {
         err.contains("422") && err.contains("failed verification"),
         "{err}"
     );
+    // An artifact of another updater: kept as it is, and said so.
+    let swu = dir.path().join("gw-3.1.swu");
+    std::fs::write(&swu, b"a cpio archive").unwrap();
+    let swu = swu.to_str().unwrap();
+    let (ok, _, err) = cli(
+        &server,
+        dir.path(),
+        &["bundle", "upload", swu, "--name", "gw"],
+    );
+    assert!(!ok && err.contains("--foreign"), "{err}");
+    let (ok, out, err) = cli(
+        &server,
+        dir.path(),
+        &[
+            "bundle",
+            "upload",
+            swu,
+            "--foreign",
+            "--name",
+            "gw",
+            "--version",
+            "3.1",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("uploaded artifact (not verified by the server: the devices' updater must verify it) 2: gw 3.1"),
+        "{out}"
+    );
 
     let (ok, _, err) = cli(
         &server,

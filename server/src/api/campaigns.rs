@@ -212,8 +212,11 @@ pub async fn create(
             continue;
         }
         // A device that has not reported its type yet takes part: it checks the bundle itself.
+        // So does every device for an artifact of another updater, which names no types.
         match d.attributes.get(DEVICE_TYPE) {
-            Some(t) if !bundle.compatible.contains(t) => incompatible.push(format!("{id} ({t})")),
+            Some(t) if !bundle.compatible.is_empty() && !bundle.compatible.contains(t) => {
+                incompatible.push(format!("{id} ({t})"))
+            }
             _ => members.push(id),
         }
     }

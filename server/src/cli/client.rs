@@ -388,14 +388,33 @@ async fn group(c: &Client, cmd: GroupCommand) -> Result<()> {
 
 async fn bundle(c: &Client, cmd: BundleCommand) -> Result<()> {
     match cmd {
-        BundleCommand::Upload { file, json } => {
+        BundleCommand::Upload {
+            file,
+            foreign,
+            name,
+            version,
+            json,
+        } => {
             let f = tokio::fs::File::open(&file)
                 .await
                 .with_context(|| format!("opening {}", file.display()))?;
             let len = f.metadata().await?.len();
             let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(f));
+            let mut query = Vec::new();
+            if foreign {
+                let artifact = file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .with_context(|| format!("{} has no UTF-8 file name", file.display()))?;
+                query = vec![
+                    ("artifact", artifact.to_string()),
+                    ("name", name.unwrap_or_default()),
+                    ("version", version.unwrap_or_default()),
+                ];
+            }
             let req = c
                 .request(Method::POST, "/bundles")
+                .query(&query)
                 .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                 .header(reqwest::header::CONTENT_LENGTH, len)
                 .body(body);
@@ -403,8 +422,13 @@ async fn bundle(c: &Client, cmd: BundleCommand) -> Result<()> {
             if json {
                 return pretty(&v);
             }
+            let what = if v["kind"] == "foreign" {
+                "artifact (not verified by the server: the devices' updater must verify it)"
+            } else {
+                "bundle"
+            };
             println!(
-                "uploaded bundle {}: {} {} ({} bytes, sha256 {})",
+                "uploaded {what} {}: {} {} ({} bytes, sha256 {})",
                 s(&v["id"]),
                 s(&v["name"]),
                 s(&v["version"]),

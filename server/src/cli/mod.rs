@@ -129,9 +129,20 @@ pub enum GroupCommand {
 
 #[derive(Subcommand)]
 pub enum BundleCommand {
-    /// Upload a bundle; the server verifies it before keeping it.
+    /// Upload a bundle; the server verifies it before keeping it. With --foreign: an artifact
+    /// of another updater (SWUpdate's .swu, …), kept as it is, which the devices' own updater
+    /// must verify.
     Upload {
         file: PathBuf,
+        /// The file is not an Airlock bundle: give it a name and a version.
+        #[arg(long, requires_all = ["name", "version"])]
+        foreign: bool,
+        /// The software's name, for an artifact of another updater.
+        #[arg(long, requires = "foreign")]
+        name: Option<String>,
+        /// The software's version, for an artifact of another updater.
+        #[arg(long, requires = "foreign")]
+        version: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -1,4 +1,5 @@
-//! Bundles: verified uploads, stored as files named by their SHA-256.
+//! Bundles: verified uploads (and artifacts of other updaters), stored as files named by their
+//! SHA-256.
 
 use serde::Serialize;
 use sqlx::Row;
@@ -20,6 +21,9 @@ pub struct Bundle {
     /// Ids of the trusted keys whose signatures verified.
     pub signers: Vec<String>,
     pub uploaded_ms: i64,
+    /// `airlock`: a bundle the server verified; `foreign`: an artifact of another updater
+    /// (SWUpdate's `.swu`, …), kept as uploaded, which the device's own updater must verify.
+    pub kind: &'static str,
 }
 
 #[derive(Debug, Clone)]
@@ -36,7 +40,14 @@ pub struct NewBundle {
 const COLUMNS: &str = "id, name, version, compatible, filename, size, sha256, signers, uploaded_ms";
 
 fn bundle(row: &AnyRow) -> StoreResult<Bundle> {
+    let signers: Vec<String> = from_json(&row.try_get::<String, _>("signers")?, "bundle signers")?;
     Ok(Bundle {
+        // A verified bundle has at least one signer; an artifact of another updater none.
+        kind: if signers.is_empty() {
+            "foreign"
+        } else {
+            "airlock"
+        },
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         version: row.try_get("version")?,
@@ -47,7 +58,7 @@ fn bundle(row: &AnyRow) -> StoreResult<Bundle> {
         filename: row.try_get("filename")?,
         size: row.try_get("size")?,
         sha256: row.try_get("sha256")?,
-        signers: from_json(&row.try_get::<String, _>("signers")?, "bundle signers")?,
+        signers,
         uploaded_ms: row.try_get("uploaded_ms")?,
     })
 }

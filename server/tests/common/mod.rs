@@ -234,10 +234,16 @@ impl TestServer {
     }
 
     pub async fn upload(&self, file: &Path) -> (StatusCode, Value) {
+        self.upload_with(file, &[]).await
+    }
+
+    /// Uploads `file` with the query `query` (an artifact of another updater).
+    pub async fn upload_with(&self, file: &Path, query: &[(&str, &str)]) -> (StatusCode, Value) {
         let bytes = std::fs::read(file).unwrap();
         let resp = self
             .http
             .post(format!("{}/api/v1/bundles", self.url))
+            .query(query)
             .bearer_auth(ADMIN)
             .body(bytes)
             .send()
