@@ -40,14 +40,14 @@ impl Drop for Running {
 }
 
 /// The server on loopback and the operator's CLI pointed at it.
-struct Fleet {
-    url: String,
+pub(crate) struct Fleet {
+    pub(crate) url: String,
     token_file: PathBuf,
     _server: Running,
 }
 
 impl Fleet {
-    fn start(ws: &Workspace) -> Self {
+    pub(crate) fn start(ws: &Workspace) -> Self {
         let data = ws.path("server");
         let log = std::fs::File::create(ws.path("server.log")).unwrap();
         let mut child = Command::new(server_binary())
@@ -87,7 +87,7 @@ impl Fleet {
     }
 
     /// Runs `airlock-server ARGS --server URL --token-file F`; expects success.
-    fn cli(&self, args: &[&str]) -> String {
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
         let out = Command::new(server_binary())
             .args(args)
             .arg("--server")
@@ -104,14 +104,14 @@ impl Fleet {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    fn json(&self, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.push("--json");
         let text = self.cli(&all);
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?} --json: {e}:\n{text}"))
     }
 
-    fn device(&self, id: &str) -> Value {
+    pub(crate) fn device(&self, id: &str) -> Value {
         self.json(&["device", "show", id])
     }
 
@@ -137,7 +137,7 @@ impl Fleet {
 }
 
 /// Polls `probe` every 200 ms until it returns `Some`, for at most `secs` seconds.
-fn wait_for<T>(what: &str, secs: u64, mut probe: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, secs: u64, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = probe() {
@@ -466,7 +466,7 @@ fn campaign_pauses_on_failed_health_checks_and_completes_after_resume() {
 }
 
 /// Runs openssl with `args` in `dir`; panics with its output on failure.
-fn openssl(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)

@@ -9,6 +9,7 @@ mod delta;
 mod device_build;
 mod docs;
 mod fleet;
+mod fleet_swupdate;
 mod hostile_stages;
 mod http;
 mod install_flow;
