@@ -121,7 +121,7 @@ pub struct Deployment {
 }
 
 /// How the device should handle the download or the update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HandlingType {
     /// Not now (for `update`: download only, install later).
@@ -132,7 +132,7 @@ pub enum HandlingType {
     Forced,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MaintenanceWindow {
     Available,

@@ -277,13 +277,7 @@ fn handling_now(a: &Action) -> (HandlingType, HandlingType, Option<MaintenanceWi
 fn etag(a: &Action) -> i32 {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();
-    let (download, update, window) = handling_now(a);
-    (
-        a.id,
-        a.status.as_str(),
-        format!("{download:?} {update:?} {window:?}"),
-    )
-        .hash(&mut h);
+    (a.id, a.status.as_str(), handling_now(a)).hash(&mut h);
     h.finish() as i32
 }
 

@@ -37,13 +37,9 @@ pub enum UploadError {
 
 /// A verified bundle, still in its temporary file.
 pub struct Verified {
-    pub file: tempfile::NamedTempFile,
+    pub received: Received,
     pub manifest: Manifest,
     pub signers: Vec<String>,
-    pub sha256: String,
-    /// The SHA-1 and MD5 DDI clients check, as hawkBit lists them.
-    pub legacy: LegacyHashes,
-    pub size: u64,
 }
 
 /// The hashes hawkBit lists beside SHA-256 (hex). They only let a DDI client check its download:
@@ -54,29 +50,46 @@ pub struct LegacyHashes {
     pub md5: String,
 }
 
+/// Computes [`LegacyHashes`] from bytes given piece by piece.
+#[derive(Default)]
+struct LegacyHasher {
+    sha1: Sha1,
+    md5: Md5,
+}
+
+impl LegacyHasher {
+    fn update(&mut self, piece: &[u8]) {
+        self.sha1.update(piece);
+        self.md5.update(piece);
+    }
+
+    fn finish(self) -> LegacyHashes {
+        LegacyHashes {
+            sha1: hex::encode(self.sha1.finalize()),
+            md5: hex::encode(self.md5.finalize()),
+        }
+    }
+}
+
 /// SHA-1 and MD5 of a file, for artifacts kept before they were recorded at upload.
 pub fn legacy_hashes(path: &Path) -> std::io::Result<LegacyHashes> {
     let mut file = std::fs::File::open(path)?;
-    let mut hashers = (Sha1::new(), Md5::new());
+    let mut hasher = LegacyHasher::default();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = std::io::Read::read(&mut file, &mut buf)?;
         if n == 0 {
-            break;
+            return Ok(hasher.finish());
         }
-        hashers.0.update(&buf[..n]);
-        hashers.1.update(&buf[..n]);
+        hasher.update(&buf[..n]);
     }
-    Ok(LegacyHashes {
-        sha1: hex::encode(hashers.0.finalize()),
-        md5: hex::encode(hashers.1.finalize()),
-    })
 }
 
 /// An upload in its temporary file, hashed, not yet looked into.
 pub struct Received {
     pub file: tempfile::NamedTempFile,
     pub sha256: String,
+    /// The SHA-1 and MD5 DDI clients check, as hawkBit lists them.
     pub legacy: LegacyHashes,
     pub size: u64,
 }
@@ -98,12 +111,9 @@ pub async fn receive(
     .map_err(|e| UploadError::Body(format!("verification task failed: {e}")))??;
     trust::check_unexpired(&report.manifest.claims()?, std::time::SystemTime::now())?;
     Ok(Verified {
-        file: received.file,
+        received,
         manifest: report.manifest,
         signers: report.signers,
-        sha256: received.sha256,
-        legacy: received.legacy,
-        size: received.size,
     })
 }
 
@@ -119,7 +129,7 @@ pub async fn stream_in(body: Body, dir: &Path, limit: u64) -> Result<Received, U
         .tempfile_in(dir)
         .map_err(io)?;
     let mut hasher = Sha256::new();
-    let (mut sha1, mut md5) = (Sha1::new(), Md5::new());
+    let mut legacy = LegacyHasher::default();
     let mut size = 0u64;
     let mut stream = body.into_data_stream();
     while let Some(piece) = stream.next().await {
@@ -129,8 +139,7 @@ pub async fn stream_in(body: Body, dir: &Path, limit: u64) -> Result<Received, U
             return Err(UploadError::TooLarge { limit });
         }
         hasher.update(&piece);
-        sha1.update(&piece);
-        md5.update(&piece);
+        legacy.update(&piece);
         // Small synchronous writes into the page cache; the verification below is the slow part.
         file.write_all(&piece).map_err(io)?;
     }
@@ -141,10 +150,7 @@ pub async fn stream_in(body: Body, dir: &Path, limit: u64) -> Result<Received, U
     Ok(Received {
         file,
         sha256: hex::encode(hasher.finalize()),
-        legacy: LegacyHashes {
-            sha1: hex::encode(sha1.finalize()),
-            md5: hex::encode(md5.finalize()),
-        },
+        legacy: legacy.finish(),
         size,
     })
 }

@@ -211,7 +211,11 @@ impl RawFleet {
         let attributes = self
             .attributes
             .into_iter()
-            .map(|(key, value)| Ok((check_attribute_key(&key)?, attribute(&key, value, resolve)?)))
+            .map(|(key, value)| {
+                check_attribute_key(&key)?;
+                let value = attribute(&key, value, resolve)?;
+                Ok((key, value))
+            })
             .collect::<Result<_, String>>()?;
         let maintenance_window = self
             .maintenance_window
@@ -232,7 +236,7 @@ impl RawFleet {
     }
 }
 
-fn check_attribute_key(key: &str) -> Result<String, String> {
+fn check_attribute_key(key: &str) -> Result<(), String> {
     if key.starts_with("airlock.") {
         return Err(format!(
             "[fleet.attributes] {key:?}: keys starting with \"airlock.\" are the ones airlock reports itself; choose another name"
@@ -243,7 +247,7 @@ fn check_attribute_key(key: &str) -> Result<String, String> {
             "[fleet.attributes] {key:?}: a key must have 1 to {MAX_ATTRIBUTE_LEN} characters"
         ));
     }
-    Ok(key.to_string())
+    Ok(())
 }
 
 /// `"value"` or `{ file = "PATH" }`.

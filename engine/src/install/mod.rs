@@ -115,8 +115,6 @@ struct Written {
     resuming: bool,
     /// Reuse the chunks the device holds, fetching the others by range.
     delta: bool,
-    /// Payload bytes in the bundle.
-    total: u64,
 }
 
 /// What `airlock boot` found and did.
@@ -178,6 +176,10 @@ impl Device {
         let manifest = reader.manifest().clone();
         let manifest_sha256 = Sha256Hex(Sha256::digest(reader.manifest_bytes()).into());
         info!(bundle = %manifest.name, version = %manifest.version, signers = ?reader.signers(), "bundle signature verified");
+        let release = Release {
+            bundle: manifest.name.clone(),
+            version: manifest.version.clone(),
+        };
         if request.unless_running
             && self.state.update.is_none()
             && self.state.committed_manifest == Some(manifest_sha256)
@@ -186,10 +188,7 @@ impl Device {
             return Ok(InstallReport {
                 slot: Some(booted),
                 already_running: true,
-                ..nothing_written(&Release {
-                    bundle: manifest.name.clone(),
-                    version: manifest.version.clone(),
-                })
+                ..nothing_written(&release)
             });
         }
         self.check_policy(&manifest)?;
@@ -199,10 +198,6 @@ impl Device {
         // corrupt head is a clean refusal that touches nothing.
         reader.read_indexes()?;
         let targets = (self.planner)(&self.config, &manifest, side)?;
-        let release = Release {
-            bundle: manifest.name.clone(),
-            version: manifest.version.clone(),
-        };
         self.check_retry(&manifest_sha256)?;
         // Every plugin this update will need must load, as the world the chain names it for,
         // before anything is written: otherwise a missing or mistyped check plugin is found
@@ -290,7 +285,6 @@ impl Device {
         self.boot.cancel_trial()?;
         self.store("journal-fetching")?;
 
-        let total = manifest.payloads.iter().map(|p| p.size).sum();
         let plugin_ctx = plugins::context(
             &self.config,
             &self.state,
@@ -298,11 +292,7 @@ impl Device {
             slot_name.clone(),
             Stage::Install,
         );
-        let written = Written {
-            resuming,
-            delta,
-            total,
-        };
+        let written = Written { resuming, delta };
         let stats = self.write(reader, &targets, written, &plugin_ctx, progress)?;
         info!(
             fetched = stats.fetched,
@@ -388,7 +378,7 @@ impl Device {
         let mut ctx = stream::Context {
             progress,
             done: 0,
-            total: how.total,
+            total: reader.manifest().payloads.iter().map(|p| p.size).sum(),
             intact,
             resumed: 0,
             reused: 0,

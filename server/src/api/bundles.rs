@@ -64,16 +64,11 @@ pub async fn upload(
                 version: m.version.to_string(),
                 compatible: m.compatible.clone(),
                 filename: format!("{}-{}.airlock", m.name, m.version),
-                size: v.size as i64,
-                sha256: v.sha256.clone(),
-                signers: v.signers.clone(),
+                size: v.received.size as i64,
+                sha256: v.received.sha256.clone(),
+                signers: v.signers,
             };
-            let received = verify::Received {
-                file: v.file,
-                sha256: v.sha256,
-                legacy: v.legacy,
-                size: v.size,
-            };
+            let received = v.received;
             (new, received)
         }
     };
@@ -83,9 +78,8 @@ pub async fn upload(
             existing.id
         )));
     }
-    let legacy = received.legacy.clone();
-    verify::keep(received.file, &new.sha256, &dir)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let verify::Received { file, legacy, .. } = received;
+    verify::keep(file, &new.sha256, &dir).map_err(|e| ApiError::Internal(e.to_string()))?;
     state
         .store
         .set_artifact_hashes(&new.sha256, &legacy.sha1, &legacy.md5)

@@ -30,14 +30,12 @@ impl PayloadTarget for InstallerTarget {
     fn write(&self, payload: &mut PayloadWrite<'_, '_>) -> Result<(), InstallError> {
         let p = payload.info();
         info!(payload = %p.name, plugin = %self.plugin, "handing the payload to its installer plugin");
-        let (size, info) = (
-            p.size,
-            PayloadInfo {
-                name: p.name.clone(),
-                size: p.size,
-                sha256: p.sha256.to_string(),
-            },
-        );
+        let info = PayloadInfo {
+            name: p.name.clone(),
+            size: p.size,
+            sha256: p.sha256.to_string(),
+        };
+        let size = info.size;
         payload.stream_to_installer(&self.plugin, info)?;
         payload.advance(size);
         faults::point("installer-plugin-done");
